@@ -38,7 +38,9 @@ COMMON_SRCS	:= src/valid.c
 # The daemon, without main (unit tests and fuzzers link these).
 DAEMON_SRCS	:= daemon/log.c daemon/cfg.c daemon/rpc.c daemon/esc.c \
 		   daemon/ctl.c daemon/conn.c daemon/method.c daemon/server.c \
-		   daemon/ident.c daemon/ldc.c daemon/dir.c daemon/sd.c
+		   daemon/ident.c daemon/ldc.c daemon/dir.c daemon/sd.c \
+		   daemon/view.c daemon/seat.c daemon/user.c daemon/auth.c \
+		   daemon/audit.c
 DAEMON_MAIN	:= daemon/otasdird.c
 CTL_SRCS	:= src/otasctl.c
 
@@ -60,7 +62,8 @@ deps:
 
 $(BUILD)/%.o: %.c daemon/otasdird.h src/proto.h src/valid.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "CC $<"
+	@$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/otasdird: $(DAEMON_OBJS) $(COMMON_OBJS) $(BUILD)/$(DAEMON_MAIN:.c=.o)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -28,12 +28,77 @@ static uint64_t	 req_next_seq = 1;
 
 #define NOPARAMS	((const struct param[]){ { NULL, 0, false } })
 
-/* The dispatch table, sorted by name. */
+static const struct param p_credentials[] = {
+	{ "username", P_STRING, true },
+	{ "password", P_STRING, true },
+	{ NULL, 0, false },
+};
+
+static const struct param p_username[] = {
+	{ "username", P_STRING, true },
+	{ NULL, 0, false },
+};
+
+static const struct param p_list[] = {
+	{ "status", P_STRING, false },
+	{ "search", P_STRING, false },
+	{ "limit", P_INT, false },
+	{ "cursor", P_STRING, false },
+	{ NULL, 0, false },
+};
+
+static const struct param p_create[] = {
+	{ "username", P_STRING, true },
+	{ "full_name", P_STRING, true },
+	{ "email", P_STRING, true },
+	{ "password", P_STRING, false },
+	{ "status", P_STRING, false },
+	{ "role", P_STRING, false },
+	{ NULL, 0, false },
+};
+
+static const struct param p_update[] = {
+	{ "username", P_STRING, true },
+	{ "full_name", P_STRING, false },
+	{ "email", P_STRING, false },
+	{ "status", P_STRING, false },
+	{ "role", P_STRING, false },
+	{ NULL, 0, false },
+};
+
+static const struct param p_delete[] = {
+	{ "username", P_STRING, true },
+	{ "confirm", P_STRING, false },	/* checked by the handler:
+					 * confirmation_required */
+	{ NULL, 0, false },
+};
+
+static const struct param p_import[] = {
+	{ "users", P_ARRAY, true },
+	{ "dry_run", P_BOOL, false },
+	{ NULL, 0, false },
+};
+
+/*
+ * The dispatch table, sorted by name.  "local" methods are answered at
+ * once from memory and are exempt from the in-flight caps.
+ */
 static const struct method methods[] = {
+	{ "auth.login", auth_login, WHO_ANYONE, false, p_credentials },
+	{ "auth.verify", auth_verify, WHO_SUPERADMIN, false, p_credentials },
 	{ "auth.whoami", auth_whoami, WHO_ACCOUNT | WHO_SUPERADMIN, true,
 	    NOPARAMS },
+	{ "license.get", license_get, WHO_SUPERADMIN, true, NOPARAMS },
 	{ "server.ping", server_ping, WHO_ANYONE, true, NOPARAMS },
 	{ "server.status", server_status, WHO_ANYONE, true, NOPARAMS },
+	{ "user.create", user_create, WHO_SUPERADMIN, false, p_create },
+	{ "user.delete", user_delete, WHO_SUPERADMIN, false, p_delete },
+	{ "user.get", user_get, WHO_SUPERADMIN | WHO_SELF, true, p_username },
+	{ "user.import", user_import, WHO_SUPERADMIN, false, p_import },
+	{ "user.list", user_list, WHO_SUPERADMIN, true, p_list },
+	{ "user.set_password", user_set_password, WHO_SUPERADMIN | WHO_SELF,
+	    false, p_credentials },
+	{ "user.update", user_update, WHO_SUPERADMIN, false, p_update },
 };
 
 const struct method *
@@ -348,6 +413,12 @@ dispatch_one(struct conn *c, const cJSON *obj, struct batch *b)
 	r->conn_id = conn_id(c);
 	r->seq = req_next_seq++;
 	r->method = m;
+	if (conn_ident(c)->kind == IDENT_ACCOUNT) {
+		struct ident	 acct = *conn_ident(c);
+
+		auth_refresh_ident(&acct);
+		conn_set_ident(c, &acct);
+	}
 	r->who = *conn_ident(c);
 	r->peer = *conn_peer(c);
 	r->start_ms = now_ms();

@@ -114,6 +114,9 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 	cfg_free(next);
 	log_setlevel(D.cfg->log_level);
 	conn_reident_all();
+	/* Log rotation: a renamed audit file is let go here. */
+	if (audit_open() != 0)
+		log_warnx("reload: cannot re-open the audit log");
 	log_info("reloaded %s (seats %ld%s)", D.cfg_path, D.cfg->seats,
 	    old_seats != D.cfg->seats ? ", changed" : "");
 	(void)sd_notify("READY=1");
@@ -234,6 +237,12 @@ main(int argc, char **argv)
 		fatalx("cannot install signal handlers");
 
 	dir_init();
+	view_init();
+	seat_init();
+	auth_init();
+	if (audit_open() != 0)
+		log_warnx("audit: cannot open %s; auditing to syslog",
+		    D.cfg->audit_path);
 	ctl_start();
 	log_info("otasdird %s started (pid %d, %ld seats, people %s)",
 	    OTASDIR_VERSION, (int)getpid(), D.cfg->seats, D.cfg->people_dn);
@@ -243,8 +252,12 @@ main(int argc, char **argv)
 	/* Whatever is still in flight is answered by the connection
 	 * teardown below (or dropped with its client). */
 	ctl_close();
+	auth_shutdown();
+	seat_shutdown();
+	view_shutdown();
 	dir_shutdown();
 	conn_close_all();
+	audit_close();
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);

@@ -471,6 +471,144 @@ bool	dir_up(void);		/* the service connection is bound */
 const char *dir_state_name(void);
 
 /* ------------------------------------------------------------------ */
+/* view.c: a live, in-memory copy of the entries under people_dn */
+
+/*
+ * The view follows the people OU through an RFC 4533 refreshAndPersist
+ * search on a connection of its own (or, where syncprov is missing or the
+ * service DN's size limit cuts the refresh short, a paged re-read every
+ * ldap.reconcile_interval_s).  Every entry directly under people_dn is in
+ * it, account or not, because every one takes a seat.  Reads (user.get,
+ * user.list, license.get, the checks of auth.*) are served from it; writes
+ * go to the directory and, once it has said yes, update the view at once
+ * with view_put() / view_drop() so the next request sees them.
+ */
+enum acct_status {
+	ST_NONE = 0,		/* not an otasAccount (a seat, not a user) */
+	ST_ACTIVE,
+	ST_INACTIVE,
+};
+
+struct account {
+	char		*username;	/* uid as stored */
+	char		*full_name;	/* displayName, else cn */
+	char		*email;		/* mail, or "" */
+	enum acct_status status;
+	enum role	 role;		/* ROLE_USER unless superadmin */
+};
+
+bool	view_ready(void);		/* loaded at least once */
+bool	view_live(void);		/* following changes (syncprov) */
+/* The account with this username (case-insensitive), or NULL.  The
+ * pointer is valid until control returns to the event loop. */
+const struct account *view_get(const char *username);
+/* Entries under people_dn (every one is a seat). */
+size_t	view_seats_used(void);
+void	view_counts(size_t *active, size_t *inactive, size_t *superadmins);
+/* Active super admins other than the one named (NULL: all). */
+size_t	view_active_superadmins(const char *except);
+/*
+ * Visit accounts (not other entries) in username order (case-insensitive
+ * ASCII), starting after `after` (NULL: from the first).  fn returns false
+ * to stop.
+ */
+void	view_walk(const char *after,
+	    bool (*fn)(const struct account *, void *), void *arg);
+/* Record what the directory has just confirmed. */
+void	view_put(const struct account *);
+void	view_drop(const char *username);
+/* An account as the protocol shows it: {username, full_name, email,
+ * status, role}. */
+cJSON	*account_json(const struct account *);
+const char *acct_status_name(enum acct_status);
+const char *role_name(enum role);
+void	view_init(void);
+void	view_shutdown(void);
+
+/* ------------------------------------------------------------------ */
+/* seat.c: the licence's seats, arbitrated by the directory */
+
+/*
+ * Seats are counted in a counter entry (ldap.counter_dn, otasSeatsUsed)
+ * that every otasdird changes only with an assertion-guarded increment,
+ * so the directory itself serialises competing daemons (FIELD-NOTES).
+ * docs/seats.md has the protocol and its failure analysis.
+ *
+ * A hold is one pending change, recorded in the counter entry until it is
+ * settled: a reservation of n seats for creates, or a release of n seats
+ * for deletes.  Every hold must be settled exactly once with
+ * seat_settle(): for a reservation, `done` is how many of the n entries
+ * were really added; for a release, how many were really deleted.
+ */
+struct seat_hold;
+
+enum seat_status {
+	SEAT_OK,		/* hold granted */
+	SEAT_FULL,		/* refused: no free seat */
+	SEAT_UNAVAILABLE,	/* directory down: nothing changed */
+	SEAT_TIMEOUT,		/* no answer in time: outcome unknown, any
+				 * over-count heals by reconciliation */
+	SEAT_ERROR,		/* anything else (logged) */
+};
+
+/* hold is NULL unless status is SEAT_OK. */
+typedef void	seat_done_fn(enum seat_status, struct seat_hold *hold,
+		    void *arg);
+
+/* Reserve n seats for creates. */
+void	seat_reserve(unsigned n, uint64_t deadline_ms, seat_done_fn *,
+	    void *arg);
+/* Announce that n seats are about to be freed by deletes. */
+void	seat_release(unsigned n, uint64_t deadline_ms, seat_done_fn *,
+	    void *arg);
+/* Settle a hold (fire and forget; failures heal by reconciliation). */
+void	seat_settle(struct seat_hold *, unsigned done);
+/* The numbers for a seat_limit_reached reply: data.seats, data.used. */
+cJSON	*seat_limit_data(void);
+long	seat_used(void);		/* best current count, -1 unknown */
+void	seat_init(void);
+void	seat_shutdown(void);
+void	license_get(struct req *);	/* the license.get method */
+
+/* ------------------------------------------------------------------ */
+/* user.c: user.* methods */
+
+void	user_list(struct req *);
+void	user_get(struct req *);
+void	user_create(struct req *);
+void	user_update(struct req *);
+void	user_delete(struct req *);
+void	user_set_password(struct req *);
+void	user_import(struct req *);
+
+/* ------------------------------------------------------------------ */
+/* auth.c: auth.login, auth.verify, the bind pool, throttling */
+
+void	auth_login(struct req *);
+void	auth_verify(struct req *);
+void	auth_init(void);
+void	auth_shutdown(void);
+/*
+ * Refresh a logged-in connection's identity from the view before a
+ * request is checked: a deleted or deactivated account loses its rights,
+ * a role change applies at once.
+ */
+void	auth_refresh_ident(struct ident *);
+
+/* ------------------------------------------------------------------ */
+/* audit.c: one JSON line per change or refusal */
+
+/*
+ * Record what a request did: method, target (username or NULL), outcome
+ * ("ok" or an error reason), and extra fields (taken over; may be NULL).
+ * Never given a password.
+ */
+void	audit_log(const struct req *, const char *target,
+	    const char *outcome, cJSON *extra);
+int	audit_open(void) WUR;		/* (re)open audit.path */
+void	audit_close(void);
+
+/* ------------------------------------------------------------------ */
 /* esc.c: escaping for DNs and filters (pure) */
 
 /* RFC 4514 escaping of an attribute value for use in a DN; malloc'd. */

@@ -7,19 +7,6 @@
 
 #include "otasdird.h"
 
-static const char *
-role_name(enum role r)
-{
-	switch (r) {
-	case ROLE_SUPERADMIN:
-		return ROLE_NAME_SUPERADMIN;
-	case ROLE_USER:
-		return ROLE_NAME_USER;
-	default:
-		return "none";
-	}
-}
-
 void
 server_ping(struct req *r)
 {
@@ -47,7 +34,12 @@ server_status(struct req *r)
 	else
 		cJSON_AddNullToObject(o, "ldap_server");
 	cJSON_AddNumberToObject(o, "seats", (double)D.cfg->seats);
-	cJSON_AddNullToObject(o, "seats_used");
+	if (seat_used() >= 0)
+		cJSON_AddNumberToObject(o, "seats_used", (double)seat_used());
+	else
+		cJSON_AddNullToObject(o, "seats_used");
+	cJSON_AddStringToObject(o, "view", !view_ready() ? "loading" :
+	    view_live() ? "live" : "polling");
 	cJSON_AddNumberToObject(o, "connections", conn_count());
 	cJSON_AddNumberToObject(o, "requests_in_flight",
 	    conn_inflight_total());

@@ -1,0 +1,886 @@
+/*
+ * seat.c - the licence's seats, arbitrated by the directory.
+ *
+ * Every entry directly under people_dn takes a seat.  Counting before
+ * adding is racy (FIELD-NOTES: 16 clients overshot a limit of 300 by 15),
+ * and LDAP transactions crash this slapd under load, so the directory
+ * arbitrates through one counter entry (ldap.counter_dn):
+ *
+ *   reserve n:  modify counter { increment otasSeatsUsed by n,
+ *                                add otasSeatPending "<token> <time> r <n>" }
+ *               with a critical assertion (otasSeatsUsed<=seats-n)
+ *               and post-read of otasSeatsUsed.
+ *               back-mdb applies it in one LMDB write transaction, so of
+ *               any number of racing daemons exactly as many succeed as
+ *               there are seats.
+ *   settle:     after the adds, modify { increment by -(n - added),
+ *                                        delete that pending value }.
+ *   release n:  before deletes, add a pending value "... d <n>"; after,
+ *               modify { increment by -deleted, delete the value }.
+ *
+ * A crash between any two steps leaves the counter too high, never too
+ * low (a reservation is counted before its entry exists; a delete is
+ * counted off only after its entry is gone), and leaves a pending value
+ * behind.  Reconciliation heals both: pending values older than
+ * SEAT_STALE_S are removed, and when no value is pending the counter is
+ * set to a fresh count of people_dn by a modify that asserts
+ * (&(otasSeatsUsed=<value read before counting>)(!(otasSeatPending=*))),
+ * so it cannot overwrite a change made by another daemon while it
+ * counted.  docs/seats.md has the full failure analysis.
+ *
+ * The counter only sees otasdird's changes.  An entry added by another
+ * LDAP client is seen by the live view (view.c) at once: a reservation is
+ * also refused when the view's count leaves no room, and the next
+ * reconciliation brings the counter up to date.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "otasdird.h"
+
+#define SEAT_STALE_S	120	/* pending values older than this are
+				 * abandoned (their daemon died) */
+
+struct seat_hold {
+	enum { HOLD_RESERVE, HOLD_RELEASE } kind;
+	unsigned	 n;
+	char		 marker[96];
+};
+
+/* A reservation or release on its way to being granted. */
+struct seat_req {
+	struct seat_hold	*hold;
+	uint64_t		 deadline_ms;
+	seat_done_fn		*done;
+	void			*arg;
+	bool			 retried;	/* after a reconcile */
+	enum seat_status	 status;	/* for seat_defer */
+	struct seat_req		*next;		/* waiting for reconcile */
+};
+
+/* One reconciliation, a chain of directory operations. */
+struct recon {
+	long			 counter;	/* -1: no value */
+	bool			 pending;	/* values present */
+	bool			 exists;
+	char			 **stale;	/* pending values to drop */
+	size_t			 nstale;
+	long			 count;		/* fresh count */
+	struct berval		 cookie;
+};
+
+static struct {
+	LDAP			*enc;		/* encodes controls only */
+	long			 counter;	/* last value seen, -1 none */
+	bool			 reconciling;
+	struct seat_req		*waiters;
+	struct event		*timer;
+	bool			 started;
+} S = { .counter = -1 };
+
+static void	seat_reconcile(void);
+static void	seat_send_reserve(struct seat_req *);
+
+/* ------------------------------------------------------------------ */
+/* helpers */
+
+static void
+seat_marker(struct seat_hold *h)
+{
+	unsigned char	 rnd[8];
+	char		 hex[17];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(h->marker, sizeof(h->marker), "%s %lld %c %u", hex,
+	    (long long)time(NULL), h->kind == HOLD_RESERVE ? 'r' : 'd',
+	    h->n);
+}
+
+/* A critical assertion control for filter, or NULL. */
+static LDAPControl *
+seat_assertion(const char *filter)
+{
+	LDAPControl	*c = NULL;
+
+	if (ldap_create_assertion_control(S.enc, (char *)(uintptr_t)filter,
+	    1, &c) != LDAP_SUCCESS)
+		return NULL;
+	return c;
+}
+
+/* A post-read control asking for otasSeatsUsed, or NULL. */
+static LDAPControl *
+seat_postread(void)
+{
+	BerElement	*ber;
+	struct berval	 bv;
+	LDAPControl	*c = NULL;
+
+	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
+		return NULL;
+	if (ber_printf(ber, "{s}", "otasSeatsUsed") == -1 ||
+	    ber_flatten2(ber, &bv, 0) != 0 ||
+	    ldap_control_create(LDAP_CONTROL_POST_READ, 0, &bv, 1, &c) !=
+	    LDAP_SUCCESS)
+		c = NULL;
+	ber_free(ber, 1);
+	return c;
+}
+
+/* otasSeatsUsed from a post-read response control, or -1. */
+static long
+seat_parse_postread(LDAPControl **ctrls)
+{
+	LDAPControl	*c;
+	BerElement	*ber;
+	struct berval	 dn, type;
+	BerVarray	 vals = NULL;
+	ber_len_t	 len;
+	char		*last;
+	long		 v = -1;
+
+	if ((c = ldap_control_find(LDAP_CONTROL_POST_READ, ctrls, NULL)) ==
+	    NULL || (ber = ber_init(&c->ldctl_value)) == NULL)
+		return -1;
+	if (ber_scanf(ber, "{m{" /*}}*/, &dn) == LBER_ERROR)
+		goto out;
+	for (ber_tag_t t = ber_first_element(ber, &len, &last);
+	    t != LBER_DEFAULT; t = ber_next_element(ber, &len, last)) {
+		if (ber_scanf(ber, "{m[W]}", &type, &vals) == LBER_ERROR)
+			break;
+		if (type.bv_len == 13 && strncasecmp(type.bv_val,
+		    "otasSeatsUsed", 13) == 0 && vals != NULL &&
+		    vals[0].bv_val != NULL)
+			v = strtol(vals[0].bv_val, NULL, 10);
+		ber_bvarray_free(vals);
+		vals = NULL;
+	}
+out:
+	ber_free(ber, 1);
+	return v;
+}
+
+static unsigned
+seat_free_by_view(void)
+{
+	size_t	 used = view_seats_used();
+
+	return (long)used >= D.cfg->seats ? 0 :
+	    (unsigned)(D.cfg->seats - (long)used);
+}
+
+cJSON *
+seat_limit_data(void)
+{
+	cJSON	*o = cJSON_CreateObject();
+	long	 used = (long)view_seats_used();
+
+	if (S.counter > used)
+		used = S.counter;
+	if (o != NULL) {
+		cJSON_AddNumberToObject(o, "seats", (double)D.cfg->seats);
+		cJSON_AddNumberToObject(o, "used", (double)used);
+	}
+	return o;
+}
+
+long
+seat_used(void)
+{
+	return view_ready() ? (long)view_seats_used() : -1;
+}
+
+static void
+seat_req_finish(struct seat_req *sr, enum seat_status st)
+{
+	struct seat_hold	*h = st == SEAT_OK ? sr->hold : NULL;
+
+	if (st != SEAT_OK)
+		free(sr->hold);
+	sr->done(st, h, sr->arg);
+	free(sr);
+}
+
+/* ------------------------------------------------------------------ */
+/* reservations */
+
+static void
+seat_reserve_done(struct ldc_res *res, void *arg)
+{
+	struct seat_req	*sr = arg;
+	long		 v;
+
+	switch (res->rc) {
+	case LDAP_SUCCESS:
+		if ((v = seat_parse_postread(res->ctrls)) >= 0)
+			S.counter = v;
+		log_info("seats: granted %u (counter %ld, %zu entries, "
+		    "limit %ld)", sr->hold->n, S.counter, view_seats_used(),
+		    D.cfg->seats);
+		seat_req_finish(sr, SEAT_OK);
+		return;
+	case LDAP_ASSERTION_FAILED:
+		/* The counter says full.  If the view sees room, the counter
+		 * may be high after a crash: reconcile, then try once more. */
+		if (!sr->retried && seat_free_by_view() >= sr->hold->n) {
+			sr->retried = true;
+			sr->next = S.waiters;
+			S.waiters = sr;
+			seat_reconcile();
+			return;
+		}
+		log_info("seats: refused %u (counter full, %zu entries, "
+		    "limit %ld)", sr->hold->n, view_seats_used(),
+		    D.cfg->seats);
+		seat_req_finish(sr, SEAT_FULL);
+		return;
+	case LDAP_NO_SUCH_OBJECT:
+	case LDAP_NO_SUCH_ATTRIBUTE:
+		/* The counter entry (or its value) is gone: rebuild it from
+		 * a fresh count, then try once more. */
+		log_warnx("seats: counter %s is missing or damaged; rebuilding "
+		    "it from a count", D.cfg->counter_dn);
+		if (!sr->retried) {
+			sr->retried = true;
+			sr->next = S.waiters;
+			S.waiters = sr;
+			seat_reconcile();
+			return;
+		}
+		seat_req_finish(sr, SEAT_ERROR);
+		return;
+	case LDC_ERR_DOWN:
+		seat_req_finish(sr, res->sent ? SEAT_TIMEOUT :
+		    SEAT_UNAVAILABLE);
+		return;
+	case LDC_ERR_TIMEOUT:
+		seat_req_finish(sr, res->sent ? SEAT_TIMEOUT :
+		    SEAT_UNAVAILABLE);
+		return;
+	default:
+		log_warnx("seats: reserving on %s failed: %s%s%s",
+		    D.cfg->counter_dn, ldap_err2string(res->rc),
+		    res->diag != NULL && res->diag[0] ? ": " : "",
+		    res->diag != NULL ? res->diag : "");
+		seat_req_finish(sr, SEAT_ERROR);
+	}
+}
+
+static void
+seat_send_reserve(struct seat_req *sr)
+{
+	struct ldapmods	 m = { 0 };
+	struct ldc_call	 call = {
+		.deadline_ms = sr->deadline_ms,
+		.done = seat_reserve_done,
+		.arg = sr,
+	};
+	LDAPControl	*ctrls[3] = { NULL, NULL, NULL };
+	char		 filter[64], n[24];
+	struct ldc_op	*op;
+
+	if (now_ms() >= sr->deadline_ms) {
+		seat_req_finish(sr, SEAT_TIMEOUT);
+		return;
+	}
+	/* A new marker for each attempt: values must be unique. */
+	seat_marker(sr->hold);
+	snprintf(filter, sizeof(filter), "(otasSeatsUsed<=%ld)",
+	    D.cfg->seats - (long)sr->hold->n);
+	snprintf(n, sizeof(n), "%u", sr->hold->n);
+	if ((ctrls[0] = seat_assertion(filter)) == NULL ||
+	    (ctrls[1] = seat_postread()) == NULL ||
+	    ldapmods_add(&m, LDAP_MOD_INCREMENT, "otasSeatsUsed", n) != 0 ||
+	    ldapmods_add(&m, LDAP_MOD_ADD, "otasSeatPending",
+	    sr->hold->marker) != 0) {
+		ldapmods_free(&m);
+		ldap_control_free(ctrls[0]);
+		ldap_control_free(ctrls[1]);
+		seat_req_finish(sr, SEAT_ERROR);
+		return;
+	}
+	call.ctrls = ctrls;
+	op = ldc_modify(dir_service(), &call, D.cfg->counter_dn, m.v);
+	ldapmods_free(&m);
+	ldap_control_free(ctrls[0]);
+	ldap_control_free(ctrls[1]);
+	if (op == NULL)
+		seat_req_finish(sr, SEAT_ERROR);
+}
+
+static struct seat_req *
+seat_req_new(int kind, unsigned n, uint64_t deadline_ms, seat_done_fn *done,
+    void *arg)
+{
+	struct seat_req	*sr;
+
+	if ((sr = calloc(1, sizeof(*sr))) == NULL ||
+	    (sr->hold = calloc(1, sizeof(*sr->hold))) == NULL) {
+		free(sr);
+		return NULL;
+	}
+	sr->hold->kind = kind;
+	sr->hold->n = n;
+	sr->deadline_ms = deadline_ms;
+	sr->done = done;
+	sr->arg = arg;
+	return sr;
+}
+
+/* Always answers through done, never before returning. */
+static void
+seat_defer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct seat_req	*sr = arg;
+
+	seat_req_finish(sr, sr->status);
+}
+
+/* Answer from the loop, not from inside the caller. */
+static void
+seat_defer(struct seat_req *sr, enum seat_status st)
+{
+	sr->status = st;
+	if (event_base_once(D.base, -1, EV_TIMEOUT, seat_defer_cb, sr, NULL) !=
+	    0)
+		seat_req_finish(sr, st);
+}
+
+void
+seat_reserve(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
+{
+	struct seat_req	*sr;
+
+	if ((sr = seat_req_new(HOLD_RESERVE, n, deadline_ms, done, arg)) ==
+	    NULL) {
+		done(SEAT_ERROR, NULL, arg);
+		return;
+	}
+	if (!view_ready() || !dir_up()) {
+		seat_defer(sr, SEAT_UNAVAILABLE);
+		return;
+	}
+	/* Entries added by other LDAP clients count at once (the counter
+	 * learns of them at the next reconciliation). */
+	if (seat_free_by_view() < n || (long)n > D.cfg->seats) {
+		log_info("seats: refused %u (%zu entries under %s, limit %ld)",
+		    n, view_seats_used(), D.cfg->people_dn, D.cfg->seats);
+		seat_defer(sr, SEAT_FULL);
+		return;
+	}
+	seat_send_reserve(sr);
+}
+
+static void
+seat_release_done(struct ldc_res *res, void *arg)
+{
+	struct seat_req	*sr = arg;
+
+	if (res->rc == LDAP_SUCCESS) {
+		seat_req_finish(sr, SEAT_OK);
+		return;
+	}
+	if (res->rc == LDAP_NO_SUCH_OBJECT && !sr->retried) {
+		sr->retried = true;
+		sr->next = S.waiters;
+		S.waiters = sr;
+		seat_reconcile();
+		return;
+	}
+	if (res->rc == LDC_ERR_DOWN || res->rc == LDC_ERR_TIMEOUT) {
+		seat_req_finish(sr, res->sent ? SEAT_TIMEOUT :
+		    SEAT_UNAVAILABLE);
+		return;
+	}
+	log_warnx("seats: marking a release on %s failed: %s",
+	    D.cfg->counter_dn, res->rc < 0 ? res->diag :
+	    ldap_err2string(res->rc));
+	seat_req_finish(sr, SEAT_ERROR);
+}
+
+static void
+seat_send_release(struct seat_req *sr)
+{
+	struct ldapmods	 m = { 0 };
+	struct ldc_call	 call = {
+		.deadline_ms = sr->deadline_ms,
+		.done = seat_release_done,
+		.arg = sr,
+	};
+	struct ldc_op	*op;
+
+	seat_marker(sr->hold);
+	if (ldapmods_add(&m, LDAP_MOD_ADD, "otasSeatPending",
+	    sr->hold->marker) != 0) {
+		ldapmods_free(&m);
+		seat_req_finish(sr, SEAT_ERROR);
+		return;
+	}
+	op = ldc_modify(dir_service(), &call, D.cfg->counter_dn, m.v);
+	ldapmods_free(&m);
+	if (op == NULL)
+		seat_req_finish(sr, SEAT_ERROR);
+}
+
+void
+seat_release(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
+{
+	struct seat_req	*sr;
+
+	if ((sr = seat_req_new(HOLD_RELEASE, n, deadline_ms, done, arg)) ==
+	    NULL) {
+		done(SEAT_ERROR, NULL, arg);
+		return;
+	}
+	if (!dir_up()) {
+		seat_defer(sr, SEAT_UNAVAILABLE);
+		return;
+	}
+	seat_send_release(sr);
+}
+
+static void
+seat_settle_done(struct ldc_res *res, void *arg)
+{
+	char	*marker = arg;
+
+	if (res->rc != LDAP_SUCCESS)
+		log_warnx("seats: settling \"%s\" failed (%s); the next "
+		    "reconciliation will repair the counter", marker,
+		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+	free(marker);
+}
+
+void
+seat_settle(struct seat_hold *h, unsigned done)
+{
+	struct ldapmods	 m = { 0 };
+	struct ldc_call	 call = {
+		/* Settling matters more than any request deadline. */
+		.deadline_ms = now_ms() + 4ULL * D.cfg->op_timeout_ms,
+		.done = seat_settle_done,
+	};
+	long		 delta;
+	char		 n[24];
+
+	if (h == NULL)
+		return;
+	if (done > h->n)
+		done = h->n;
+	delta = h->kind == HOLD_RESERVE ? -(long)(h->n - done) : -(long)done;
+	snprintf(n, sizeof(n), "%ld", delta);
+	if ((delta != 0 && ldapmods_add(&m, LDAP_MOD_INCREMENT,
+	    "otasSeatsUsed", n) != 0) ||
+	    ldapmods_add(&m, LDAP_MOD_DELETE, "otasSeatPending",
+	    h->marker) != 0 || (call.arg = strdup(h->marker)) == NULL) {
+		log_warnx("seats: out of memory settling a hold");
+		goto out;
+	}
+	if (h->kind == HOLD_RESERVE)
+		log_info("seats: %u of %u reserved taken", done, h->n);
+	else
+		log_info("seats: %u released", done);
+	if (ldc_modify(dir_service(), &call, D.cfg->counter_dn, m.v) ==
+	    NULL) {
+		free(call.arg);
+		log_warnx("seats: cannot settle a hold; reconciliation will");
+	}
+out:
+	ldapmods_free(&m);
+	free(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* reconciliation */
+
+static void
+recon_free(struct recon *rc)
+{
+	for (size_t i = 0; i < rc->nstale; i++)
+		free(rc->stale[i]);
+	free(rc->stale);
+	ber_memfree(rc->cookie.bv_val);
+	free(rc);
+}
+
+/* The reconciliation ended: let waiting reservations try again. */
+static void
+recon_end(struct recon *rc)
+{
+	struct seat_req	*w = S.waiters, *next;
+
+	if (rc != NULL)
+		recon_free(rc);
+	S.reconciling = false;
+	S.waiters = NULL;
+	for (; w != NULL; w = next) {
+		next = w->next;
+		w->next = NULL;
+		if (w->hold->kind == HOLD_RESERVE) {
+			if (seat_free_by_view() < w->hold->n) {
+				seat_req_finish(w, SEAT_FULL);
+				continue;
+			}
+			seat_send_reserve(w);
+		} else
+			seat_send_release(w);
+	}
+}
+
+static void
+recon_set_done(struct ldc_res *res, void *arg)
+{
+	struct recon	*rc = arg;
+
+	if (res->rc == LDAP_SUCCESS) {
+		log_notice("seats: reconciled counter %s from %ld to %ld "
+		    "(count of %s)", D.cfg->counter_dn, rc->counter, rc->count,
+		    D.cfg->people_dn);
+		S.counter = rc->count;
+	} else if (res->rc == LDAP_ALREADY_EXISTS ||
+	    res->rc == LDAP_ASSERTION_FAILED)
+		log_debug("seats: counter changed while counting; next time");
+	else
+		log_warnx("seats: updating %s failed: %s", D.cfg->counter_dn,
+		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+	recon_end(rc);
+}
+
+/* Write the fresh count: create the counter, or set it if nothing
+ * changed since it was read. */
+static void
+recon_set(struct recon *rc)
+{
+	struct ldapmods	 m = { 0 };
+	struct ldc_call	 call = {
+		.done = recon_set_done,
+		.arg = rc,
+	};
+	LDAPControl	*ctrls[2] = { NULL, NULL };
+	char		 v[24], filter[96], cn[128];
+	struct ldc_op	*op = NULL;
+
+	snprintf(v, sizeof(v), "%ld", rc->count);
+	if (!rc->exists) {
+		const char	*eq = strchr(D.cfg->counter_dn, '=');
+		size_t		 len = strcspn(eq != NULL ? eq + 1 : "", ",");
+
+		snprintf(cn, sizeof(cn), "%.*s", (int)len,
+		    eq != NULL ? eq + 1 : "otasdir-seats");
+		if (ldapmods_add(&m, LDAP_MOD_ADD, "objectClass",
+		    "otasSeatCounter") == 0 &&
+		    ldapmods_add(&m, LDAP_MOD_ADD, "cn", cn) == 0 &&
+		    ldapmods_add(&m, LDAP_MOD_ADD, "otasSeatsUsed", v) == 0)
+			op = ldc_add(dir_service(), &call, D.cfg->counter_dn,
+			    m.v);
+		if (op != NULL)
+			log_notice("seats: creating counter %s with %ld",
+			    D.cfg->counter_dn, rc->count);
+	} else {
+		if (rc->counter >= 0)
+			snprintf(filter, sizeof(filter),
+			    "(&(otasSeatsUsed=%ld)(!(otasSeatPending=*)))",
+			    rc->counter);
+		else
+			snprintf(filter, sizeof(filter),
+			    "(&(!(otasSeatsUsed=*))(!(otasSeatPending=*)))");
+		if ((ctrls[0] = seat_assertion(filter)) != NULL &&
+		    ldapmods_add(&m, LDAP_MOD_REPLACE, "otasSeatsUsed",
+		    v) == 0) {
+			call.ctrls = ctrls;
+			op = ldc_modify(dir_service(), &call,
+			    D.cfg->counter_dn, m.v);
+		}
+		ldap_control_free(ctrls[0]);
+	}
+	ldapmods_free(&m);
+	if (op == NULL)
+		recon_end(rc);
+}
+
+static void	recon_count_page(struct recon *);
+
+static void
+recon_count_msg(LDAP *ld, LDAPMessage *msg, void *arg)
+{
+	struct recon	*rc = arg;
+
+	if (ldap_msgtype(msg) == LDAP_RES_SEARCH_ENTRY)
+		rc->count++;
+}
+
+static void
+recon_count_done(struct ldc_res *res, void *arg)
+{
+	struct recon	*rc = arg;
+	struct berval	 cookie = { 0, NULL };
+	LDAPControl	*c;
+	ber_int_t	 est;
+
+	if (res->rc != LDAP_SUCCESS) {
+		log_warnx("seats: counting %s failed: %s", D.cfg->people_dn,
+		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+		recon_end(rc);
+		return;
+	}
+	ber_memfree(rc->cookie.bv_val);
+	rc->cookie.bv_val = NULL;
+	rc->cookie.bv_len = 0;
+	c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, res->ctrls, NULL);
+	if (c != NULL && ldap_parse_pageresponse_control(res->ld, c, &est,
+	    &cookie) == LDAP_SUCCESS && cookie.bv_len > 0) {
+		rc->cookie = cookie;
+		recon_count_page(rc);
+		return;
+	}
+	ber_memfree(cookie.bv_val);
+	if (rc->exists && rc->counter == rc->count) {
+		log_debug("seats: counter %ld matches the directory",
+		    rc->counter);
+		S.counter = rc->counter;
+		recon_end(rc);
+		return;
+	}
+	recon_set(rc);
+}
+
+/* One page of a count of people_dn (attrs 1.1: names only). */
+static void
+recon_count_page(struct recon *rc)
+{
+	static const char *const noattrs[] = { LDAP_NO_ATTRS, NULL };
+	BerElement	*ber;
+	struct berval	 bv, empty = { 0, (char *)"" };
+	LDAPControl	*ctrl = NULL, *ctrls[2];
+	struct ldc_call	 call = {
+		.retry = true,
+		.on_msg = recon_count_msg,
+		.done = recon_count_done,
+		.arg = rc,
+	};
+	struct ldc_op	*op = NULL;
+
+	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
+		goto fail;
+	if (ber_printf(ber, "{iO}", (ber_int_t)D.cfg->page_size,
+	    rc->cookie.bv_val != NULL ? &rc->cookie : &empty) != -1 &&
+	    ber_flatten2(ber, &bv, 0) == 0 &&
+	    ldap_control_create(LDAP_CONTROL_PAGEDRESULTS, 1, &bv, 1,
+	    &ctrl) == LDAP_SUCCESS) {
+		ctrls[0] = ctrl;
+		ctrls[1] = NULL;
+		call.ctrls = ctrls;
+		op = ldc_search(dir_service(), &call, D.cfg->people_dn,
+		    LDAP_SCOPE_ONELEVEL, "(objectClass=*)", noattrs, 0);
+		ldap_control_free(ctrl);
+	}
+	ber_free(ber, 1);
+	if (op != NULL)
+		return;
+fail:
+	log_warnx("seats: cannot start a count of %s", D.cfg->people_dn);
+	recon_end(rc);
+}
+
+static void
+recon_drop_done(struct ldc_res *res, void *arg)
+{
+	struct recon	*rc = arg;
+
+	/* Dropped or already gone: either way, count next round. */
+	if (res->rc != LDAP_SUCCESS && res->rc != LDAP_NO_SUCH_ATTRIBUTE)
+		log_warnx("seats: removing abandoned pending values failed: "
+		    "%s", res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+	recon_end(rc);
+}
+
+/* Remove pending values whose daemon gave up on them long ago. */
+static void
+recon_drop_stale(struct recon *rc)
+{
+	struct ldapmods	 m = { 0 };
+	struct ldc_call	 call = {
+		.done = recon_drop_done,
+		.arg = rc,
+	};
+
+	for (size_t i = 0; i < rc->nstale; i++) {
+		log_notice("seats: removing abandoned pending value \"%s\"",
+		    rc->stale[i]);
+		if (ldapmods_add(&m, LDAP_MOD_DELETE, "otasSeatPending",
+		    rc->stale[i]) != 0) {
+			ldapmods_free(&m);
+			recon_end(rc);
+			return;
+		}
+	}
+	if (ldc_modify(dir_service(), &call, D.cfg->counter_dn, m.v) == NULL)
+		recon_end(rc);
+	ldapmods_free(&m);
+}
+
+static void
+recon_read_msg(LDAP *ld, LDAPMessage *msg, void *arg)
+{
+	struct recon	*rc = arg;
+	struct berval	**vals;
+	time_t		 now = time(NULL);
+
+	if (ldap_msgtype(msg) != LDAP_RES_SEARCH_ENTRY)
+		return;
+	rc->exists = true;
+	if ((vals = ldap_get_values_len(ld, msg, "otasSeatsUsed")) != NULL &&
+	    vals[0] != NULL)
+		rc->counter = strtol(vals[0]->bv_val, NULL, 10);
+	ber_bvecfree(vals);
+	if ((vals = ldap_get_values_len(ld, msg, "otasSeatPending")) == NULL)
+		return;
+	for (size_t i = 0; vals[i] != NULL; i++) {
+		long long	 t = 0;
+		char		*v, **nv;
+
+		rc->pending = true;
+		if ((v = strndup(vals[i]->bv_val, vals[i]->bv_len)) == NULL)
+			continue;
+		/* "<token> <time> <kind> <n>"; unparseable values are as
+		 * old as can be. */
+		if (sscanf(v, "%*s %lld", &t) != 1)
+			t = 0;
+		if (now - (time_t)t < SEAT_STALE_S ||
+		    (nv = realloc(rc->stale, (rc->nstale + 1) *
+		    sizeof(*nv))) == NULL) {
+			free(v);
+			continue;
+		}
+		rc->stale = nv;
+		rc->stale[rc->nstale++] = v;
+	}
+	ber_bvecfree(vals);
+}
+
+static void
+recon_read_done(struct ldc_res *res, void *arg)
+{
+	struct recon	*rc = arg;
+
+	if (res->rc == LDAP_NO_SUCH_OBJECT)
+		rc->exists = false;
+	else if (res->rc != LDAP_SUCCESS) {
+		log_warnx("seats: reading %s failed: %s", D.cfg->counter_dn,
+		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+		recon_end(rc);
+		return;
+	}
+	if (rc->exists && rc->counter >= 0)
+		S.counter = rc->counter;
+	if (rc->nstale > 0) {
+		recon_drop_stale(rc);
+		return;
+	}
+	if (rc->pending) {
+		/* Someone is mid-change: their settle will fix the count,
+		 * or the value will go stale. */
+		recon_end(rc);
+		return;
+	}
+	rc->count = 0;
+	recon_count_page(rc);
+}
+
+/* Start a reconciliation unless one is running. */
+static void
+seat_reconcile(void)
+{
+	static const char *const attrs[] = { "otasSeatsUsed",
+	    "otasSeatPending", NULL };
+	struct recon	*rc;
+	struct ldc_call	 call = {
+		.retry = true,
+		.on_msg = recon_read_msg,
+		.done = recon_read_done,
+	};
+
+	if (S.reconciling)
+		return;
+	if (!dir_up() || (rc = calloc(1, sizeof(*rc))) == NULL) {
+		recon_end(NULL);
+		return;
+	}
+	rc->counter = -1;
+	call.arg = rc;
+	S.reconciling = true;
+	if (ldc_search(dir_service(), &call, D.cfg->counter_dn,
+	    LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0) == NULL)
+		recon_end(rc);
+}
+
+static void
+seat_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { (time_t)D.cfg->reconcile_interval_s, 0 };
+
+	if (view_ready() && dir_up())
+		seat_reconcile();
+	if (!S.started && view_ready() && dir_up())
+		S.started = true;
+	/* Until the first round has run, look again soon. */
+	if (!S.started)
+		tv.tv_sec = 0, tv.tv_usec = 200 * 1000;
+	evtimer_add(S.timer, &tv);
+}
+
+void
+seat_init(void)
+{
+	struct timeval	 tv = { 0, 200 * 1000 };
+
+	if (ldap_initialize(&S.enc, NULL) != LDAP_SUCCESS)
+		fatalx("seats: cannot create an LDAP handle for encoding");
+	if ((S.timer = evtimer_new(D.base, seat_timer, NULL)) == NULL)
+		fatalx("seats: cannot create the reconciliation timer");
+	evtimer_add(S.timer, &tv);
+}
+
+void
+seat_shutdown(void)
+{
+	if (S.timer != NULL)
+		event_free(S.timer);
+	S.timer = NULL;
+	if (S.enc != NULL)
+		ldap_unbind_ext(S.enc, NULL, NULL);
+	S.enc = NULL;
+}
+
+/* license.get: {seats, used, available, active, inactive}, from the
+ * view, at any size in constant time. */
+void
+license_get(struct req *r)
+{
+	cJSON	*o;
+	size_t	 active, inactive, used;
+
+	if (!view_ready()) {
+		req_reply_error(r, RPC_DIR_UNAVAILABLE, REASON_DIR_UNAVAILABLE,
+		    "the directory has not been read yet", NULL);
+		return;
+	}
+	used = view_seats_used();
+	view_counts(&active, &inactive, NULL);
+	if ((o = cJSON_CreateObject()) == NULL) {
+		req_fail_internal(r, "out of memory");
+		return;
+	}
+	cJSON_AddNumberToObject(o, "seats", (double)D.cfg->seats);
+	cJSON_AddNumberToObject(o, "used", (double)used);
+	cJSON_AddNumberToObject(o, "available", (long)used >= D.cfg->seats ?
+	    0 : (double)(D.cfg->seats - (long)used));
+	cJSON_AddNumberToObject(o, "active", (double)active);
+	cJSON_AddNumberToObject(o, "inactive", (double)inactive);
+	req_reply_result(r, o);
+}

@@ -1,0 +1,1084 @@
+/*
+ * view.c - a live, in-memory copy of the entries directly under people_dn.
+ *
+ * It is loaded and then kept current by an RFC 4533 refreshAndPersist
+ * search (syncprov) on a connection of its own: the refresh phase sends
+ * every entry, then the persist phase sends each add, modify, rename and
+ * delete as it happens.  Where that is impossible (no syncprov on the
+ * database, or a size limit on the service DN that cuts the refresh short)
+ * the whole OU is re-read with paged searches every
+ * ldap.reconcile_interval_s instead, and the log says so.
+ *
+ * Each (re)load stamps the entries it sees with a new generation; when it
+ * ends, entries with an older stamp were deleted while we were not
+ * looking and are dropped.  Until then the previous content stays
+ * readable, so a reconnect never empties the view.
+ *
+ * Entries are found by their RDN (lower-cased, "uid=alice") and by
+ * entryUUID (sync deletes and renames name the UUID).  Accounts -- entries
+ * with objectClass otasAccount and a uid RDN -- are also kept in an array
+ * sorted by lower-cased username, which user.list walks.  Counts (seats,
+ * active, inactive, active super admins) are kept as entries change, so
+ * license.get costs the same at any size.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "otasdird.h"
+
+struct vrec {
+	struct account	 a;
+	char		*key;		/* lower-cased first RDN */
+	char		*lname;		/* lower-cased username (accounts) */
+	unsigned char	 uuid[16];
+	bool		 has_uuid;
+	bool		 is_account;
+	unsigned	 gen;
+	struct vrec	*knext;		/* chain by key */
+	struct vrec	*unext;		/* chain by uuid */
+};
+
+enum view_mode {
+	VIEW_SYNC,		/* refreshAndPersist */
+	VIEW_POLL,		/* paged re-reads */
+};
+
+static struct {
+	struct ldc	*ldc;
+	struct ldc_op	*op;		/* the running search */
+	enum view_mode	 mode;
+	bool		 ready;		/* loaded once */
+	bool		 refreshing;	/* a load is under way */
+	unsigned	 gen;
+	uint64_t	 load_start_ms;
+	struct event	*timer;		/* next poll / retry */
+	struct berval	 page_cookie;	/* paged results */
+	uint64_t	 seed;
+
+	struct vrec	**kbuckets;	/* by key */
+	struct vrec	**ubuckets;	/* by uuid */
+	size_t		 nbuckets;	/* power of two */
+	size_t		 nentries;
+
+	struct vrec	**sorted;	/* accounts by lname */
+	size_t		 nsorted, capsorted;
+
+	size_t		 nactive, ninactive, nsuper_active;
+} V;
+
+static const char *const view_attrs[] = {
+	"objectClass", "uid", "cn", "displayName", "mail",
+	"otasAccountStatus", "otasRole", "entryUUID", NULL,
+};
+
+static void	view_start(void);
+
+/* ------------------------------------------------------------------ */
+/* names */
+
+const char *
+acct_status_name(enum acct_status s)
+{
+	switch (s) {
+	case ST_ACTIVE:
+		return STATUS_ACTIVE;
+	case ST_INACTIVE:
+		return STATUS_INACTIVE;
+	default:
+		return "none";
+	}
+}
+
+const char *
+role_name(enum role r)
+{
+	switch (r) {
+	case ROLE_SUPERADMIN:
+		return ROLE_NAME_SUPERADMIN;
+	case ROLE_USER:
+		return ROLE_NAME_USER;
+	default:
+		return "none";
+	}
+}
+
+cJSON *
+account_json(const struct account *a)
+{
+	cJSON	*o;
+
+	if ((o = cJSON_CreateObject()) == NULL)
+		return NULL;
+	if (cJSON_AddStringToObject(o, "username", a->username) == NULL ||
+	    cJSON_AddStringToObject(o, "full_name", a->full_name) == NULL ||
+	    cJSON_AddStringToObject(o, "email", a->email) == NULL ||
+	    cJSON_AddStringToObject(o, "status",
+	    acct_status_name(a->status)) == NULL ||
+	    cJSON_AddStringToObject(o, "role", role_name(a->role)) == NULL) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* hashing and lookup */
+
+/* FNV-1a with a per-process seed. */
+static size_t
+view_hash(const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	uint64_t		 h = 0xcbf29ce484222325ULL ^ V.seed;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return (size_t)(h ^ (h >> 29));
+}
+
+static char *
+lower_dup(const char *s)
+{
+	char	*d = strdup(s);
+
+	if (d != NULL)
+		for (char *p = d; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+static struct vrec *
+view_find_key(const char *key)
+{
+	struct vrec	*r;
+
+	if (V.nbuckets == 0)
+		return NULL;
+	r = V.kbuckets[view_hash(key, strlen(key)) & (V.nbuckets - 1)];
+	for (; r != NULL; r = r->knext)
+		if (strcmp(r->key, key) == 0)
+			return r;
+	return NULL;
+}
+
+static struct vrec *
+view_find_uuid(const unsigned char *uuid)
+{
+	struct vrec	*r;
+
+	if (V.nbuckets == 0)
+		return NULL;
+	r = V.ubuckets[view_hash(uuid, 16) & (V.nbuckets - 1)];
+	for (; r != NULL; r = r->unext)
+		if (r->has_uuid && memcmp(r->uuid, uuid, 16) == 0)
+			return r;
+	return NULL;
+}
+
+static void
+view_link(struct vrec *r)
+{
+	size_t	 k = view_hash(r->key, strlen(r->key)) & (V.nbuckets - 1);
+
+	r->knext = V.kbuckets[k];
+	V.kbuckets[k] = r;
+	if (r->has_uuid) {
+		k = view_hash(r->uuid, 16) & (V.nbuckets - 1);
+		r->unext = V.ubuckets[k];
+		V.ubuckets[k] = r;
+	}
+}
+
+static void
+view_unlink(struct vrec *r)
+{
+	struct vrec	**pp;
+
+	pp = &V.kbuckets[view_hash(r->key, strlen(r->key)) &
+	    (V.nbuckets - 1)];
+	for (; *pp != NULL; pp = &(*pp)->knext)
+		if (*pp == r) {
+			*pp = r->knext;
+			break;
+		}
+	if (r->has_uuid) {
+		pp = &V.ubuckets[view_hash(r->uuid, 16) & (V.nbuckets - 1)];
+		for (; *pp != NULL; pp = &(*pp)->unext)
+			if (*pp == r) {
+				*pp = r->unext;
+				break;
+			}
+	}
+}
+
+/* Double the tables when they are full. */
+static int
+view_grow(void)
+{
+	struct vrec	**ok = V.kbuckets, **ou = V.ubuckets;
+	size_t		  on = V.nbuckets, nn = on ? on * 2 : 1024;
+
+	if (V.nentries < on)
+		return 0;
+	V.kbuckets = calloc(nn, sizeof(*V.kbuckets));
+	V.ubuckets = calloc(nn, sizeof(*V.ubuckets));
+	if (V.kbuckets == NULL || V.ubuckets == NULL) {
+		free(V.kbuckets);
+		free(V.ubuckets);
+		V.kbuckets = ok;
+		V.ubuckets = ou;
+		return -1;
+	}
+	V.nbuckets = nn;
+	for (size_t i = 0; i < on; i++) {
+		struct vrec	*r, *next;
+
+		for (r = ok[i]; r != NULL; r = next) {
+			next = r->knext;
+			view_link(r);
+		}
+	}
+	free(ok);
+	free(ou);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the sorted array of accounts */
+
+/* Index of the first account whose lname is > name (after=true) or
+ * >= name (after=false). */
+static size_t
+view_bound(const char *lname, bool after)
+{
+	size_t	 lo = 0, hi = V.nsorted;
+
+	while (lo < hi) {
+		size_t	 mid = lo + (hi - lo) / 2;
+		int	 c = strcmp(V.sorted[mid]->lname, lname);
+
+		if (c < 0 || (after && c == 0))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+view_sorted_insert(struct vrec *r)
+{
+	size_t	 i;
+
+	if (V.nsorted == V.capsorted) {
+		size_t		  ncap = V.capsorted ? V.capsorted * 2 : 1024;
+		struct vrec	**n = realloc(V.sorted, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		V.sorted = n;
+		V.capsorted = ncap;
+	}
+	i = view_bound(r->lname, false);
+	memmove(&V.sorted[i + 1], &V.sorted[i],
+	    (V.nsorted - i) * sizeof(*V.sorted));
+	V.sorted[i] = r;
+	V.nsorted++;
+	return 0;
+}
+
+static void
+view_sorted_remove(struct vrec *r)
+{
+	size_t	 i = view_bound(r->lname, false);
+
+	for (; i < V.nsorted && V.sorted[i] != r; i++)
+		;
+	if (i == V.nsorted)
+		return;
+	memmove(&V.sorted[i], &V.sorted[i + 1],
+	    (V.nsorted - i - 1) * sizeof(*V.sorted));
+	V.nsorted--;
+}
+
+/* ------------------------------------------------------------------ */
+/* records */
+
+static void
+view_count(const struct vrec *r, int sign)
+{
+	if (!r->is_account)
+		return;
+	if (r->a.status == ST_ACTIVE) {
+		V.nactive += (size_t)sign;
+		if (r->a.role == ROLE_SUPERADMIN)
+			V.nsuper_active += (size_t)sign;
+	} else if (r->a.status == ST_INACTIVE)
+		V.ninactive += (size_t)sign;
+}
+
+static void
+view_rec_free(struct vrec *r)
+{
+	free(r->a.username);
+	free(r->a.full_name);
+	free(r->a.email);
+	free(r->key);
+	free(r->lname);
+	free(r);
+}
+
+static void
+view_remove(struct vrec *r)
+{
+	view_count(r, -1);
+	if (r->is_account)
+		view_sorted_remove(r);
+	view_unlink(r);
+	V.nentries--;
+	view_rec_free(r);
+}
+
+/*
+ * Insert or replace the entry with this key (and uuid, if known) by the
+ * fields of n, which this call takes over (n is freed or kept).
+ */
+static void
+view_upsert(struct vrec *n)
+{
+	struct vrec	*old;
+
+	old = view_find_key(n->key);
+	if (old == NULL && n->has_uuid)
+		old = view_find_uuid(n->uuid);	/* renamed */
+	if (old != NULL) {
+		if (!n->has_uuid && old->has_uuid) {
+			memcpy(n->uuid, old->uuid, 16);
+			n->has_uuid = true;
+		}
+		view_remove(old);
+	}
+	if (view_grow() != 0 || (n->is_account && view_sorted_insert(n) != 0)) {
+		log_warnx("view: out of memory; dropping an entry");
+		view_rec_free(n);
+		return;
+	}
+	view_link(n);
+	V.nentries++;
+	view_count(n, 1);
+}
+
+/* A record for an account as given by a writer (view_put). */
+static struct vrec *
+view_rec_from_account(const struct account *a)
+{
+	struct vrec	*r;
+	size_t		 klen;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->is_account = true;
+	r->a.status = a->status;
+	r->a.role = a->role;
+	klen = strlen(a->username) + 5;
+	if ((r->a.username = strdup(a->username)) == NULL ||
+	    (r->a.full_name = strdup(a->full_name)) == NULL ||
+	    (r->a.email = strdup(a->email != NULL ? a->email : "")) == NULL ||
+	    (r->lname = lower_dup(a->username)) == NULL ||
+	    (r->key = malloc(klen)) == NULL) {
+		view_rec_free(r);
+		return NULL;
+	}
+	snprintf(r->key, klen, "uid=%s", r->lname);
+	r->gen = V.gen;
+	return r;
+}
+
+/*
+ * A record from a directory entry, or NULL if it is not directly under
+ * people_dn (or out of memory).
+ */
+static struct vrec *
+view_rec_from_entry(LDAP *ld, LDAPMessage *e)
+{
+	struct vrec	 *r = NULL;
+	char		 *dn = NULL, *attr;
+	LDAPDN		  ldn = NULL;
+	BerElement	 *ber = NULL;
+	bool		  has_aux = false;
+	char		 *uid = NULL, *cn = NULL, *dname = NULL, *mail = NULL;
+	char		 *status = NULL, *role = NULL;
+	const char	 *people = D.cfg->people_dn;
+	size_t		  dlen, plen = strlen(people);
+
+	if ((dn = ldap_get_dn(ld, e)) == NULL)
+		return NULL;
+	/* Directly under people_dn: one RDN, then people_dn.  DNs from
+	 * slapd are normalised the same way as the base we asked for, up
+	 * to case. */
+	dlen = strlen(dn);
+	if (dlen <= plen + 1 || strcasecmp(dn + dlen - plen, people) != 0 ||
+	    dn[dlen - plen - 1] != ',')
+		goto out;
+	if (ldap_str2dn(dn, &ldn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
+	    ldn == NULL || ldn[0] == NULL || ldn[0][0] == NULL)
+		goto out;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		goto out;
+	{
+		LDAPAVA	*ava = ldn[0][0];
+		size_t	 klen = ava->la_attr.bv_len + ava->la_value.bv_len + 2;
+
+		if ((r->key = malloc(klen)) == NULL)
+			goto fail;
+		snprintf(r->key, klen, "%.*s=%.*s", (int)ava->la_attr.bv_len,
+		    ava->la_attr.bv_val, (int)ava->la_value.bv_len,
+		    ava->la_value.bv_val);
+		for (char *p = r->key; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+
+	for (attr = ldap_first_attribute(ld, e, &ber); attr != NULL;
+	    attr = ldap_next_attribute(ld, e, ber)) {
+		struct berval	**vals = ldap_get_values_len(ld, e, attr);
+		char		**slot = NULL;
+
+		if (vals != NULL && vals[0] != NULL) {
+			if (strcasecmp(attr, "objectClass") == 0) {
+				for (size_t i = 0; vals[i] != NULL; i++)
+					if (vals[i]->bv_len == 11 &&
+					    strncasecmp(vals[i]->bv_val,
+					    "otasAccount", 11) == 0)
+						has_aux = true;
+			} else if (strcasecmp(attr, "entryUUID") == 0) {
+				/* textual UUID: keep the 16 bytes */
+				const char	*s = vals[0]->bv_val;
+				size_t		 n = 0;
+
+				for (size_t i = 0; i < vals[0]->bv_len &&
+				    n < 32; i++) {
+					int	 c = s[i], v;
+
+					if (c == '-')
+						continue;
+					if (!isxdigit(c))
+						break;
+					v = isdigit(c) ? c - '0' :
+					    tolower(c) - 'a' + 10;
+					if (n % 2 == 0)
+						r->uuid[n / 2] =
+						    (unsigned char)(v << 4);
+					else
+						r->uuid[n / 2] |=
+						    (unsigned char)v;
+					n++;
+				}
+				r->has_uuid = n == 32;
+			} else if (strcasecmp(attr, "uid") == 0)
+				slot = &uid;
+			else if (strcasecmp(attr, "cn") == 0)
+				slot = &cn;
+			else if (strcasecmp(attr, "displayName") == 0)
+				slot = &dname;
+			else if (strcasecmp(attr, "mail") == 0)
+				slot = &mail;
+			else if (strcasecmp(attr, "otasAccountStatus") == 0)
+				slot = &status;
+			else if (strcasecmp(attr, "otasRole") == 0)
+				slot = &role;
+			if (slot != NULL && *slot == NULL)
+				*slot = strndup(vals[0]->bv_val,
+				    vals[0]->bv_len);
+		}
+		ber_bvecfree(vals);
+		ldap_memfree(attr);
+	}
+	ber_free(ber, 0);
+
+	/* An account: otasAccount, named by uid, with a uid value. */
+	if (has_aux && uid != NULL && strncmp(r->key, "uid=", 4) == 0) {
+		r->is_account = true;
+		r->a.status = status != NULL && strcasecmp(status,
+		    STATUS_ACTIVE) == 0 ? ST_ACTIVE : ST_INACTIVE;
+		r->a.role = role != NULL && strcasecmp(role,
+		    ROLE_NAME_SUPERADMIN) == 0 ? ROLE_SUPERADMIN : ROLE_USER;
+		/* The RDN value is the name others use for it. */
+		free(uid);
+		uid = strndup(ldn[0][0]->la_value.bv_val,
+		    ldn[0][0]->la_value.bv_len);
+		r->a.username = uid;
+		uid = NULL;
+		r->a.full_name = dname != NULL ? dname : cn;
+		if (r->a.full_name == dname)
+			dname = NULL;
+		else
+			cn = NULL;
+		r->a.email = mail != NULL ? mail : strdup("");
+		mail = NULL;
+		if (r->a.username == NULL || r->a.email == NULL ||
+		    (r->lname = lower_dup(r->a.username)) == NULL)
+			goto fail;
+		if (r->a.full_name == NULL &&
+		    (r->a.full_name = strdup("")) == NULL)
+			goto fail;
+	}
+	r->gen = V.gen;
+	goto out;
+fail:
+	view_rec_free(r);
+	r = NULL;
+out:
+	free(uid);
+	free(cn);
+	free(dname);
+	free(mail);
+	free(status);
+	free(role);
+	if (ldn != NULL)
+		ldap_dnfree(ldn);
+	ldap_memfree(dn);
+	return r;
+}
+
+/* Drop what the load that just ended did not see. */
+static void
+view_sweep(void)
+{
+	size_t	 dropped = 0;
+
+	for (size_t i = 0; i < V.nbuckets; i++) {
+		struct vrec	*r = V.kbuckets[i], *next;
+
+		for (; r != NULL; r = next) {
+			next = r->knext;
+			if (r->gen != V.gen) {
+				view_remove(r);
+				dropped++;
+			}
+		}
+	}
+	if (dropped > 0)
+		log_info("view: %zu entries went away while not watched",
+		    dropped);
+}
+
+/* A load (refresh or full poll) has ended. */
+static void
+view_loaded(void)
+{
+	view_sweep();
+	V.refreshing = false;
+	if (!V.ready || log_enabled(LOGL_DEBUG))
+		log_info("view: %zu entries (%zu accounts) loaded in %llu ms; "
+		    "%s", V.nentries, V.nsorted,
+		    (unsigned long long)(now_ms() - V.load_start_ms),
+		    V.mode == VIEW_SYNC ? "following changes (syncprov)" :
+		    "re-reading periodically");
+	V.ready = true;
+}
+
+/* ------------------------------------------------------------------ */
+/* the sync protocol (RFC 4533) */
+
+/* The sync state control of an entry: state and entryUUID. */
+static int
+view_sync_state(LDAP *ld, LDAPMessage *e, int *state, unsigned char *uuid)
+{
+	LDAPControl	**ctrls = NULL, *c;
+	BerElement	 *ber = NULL;
+	struct berval	  bv;
+	ber_int_t	  st;
+	int		  rc = -1;
+
+	if (ldap_get_entry_controls(ld, e, &ctrls) != LDAP_SUCCESS ||
+	    ctrls == NULL)
+		return -1;
+	if ((c = ldap_control_find(LDAP_CONTROL_SYNC_STATE, ctrls, NULL)) ==
+	    NULL || (ber = ber_init(&c->ldctl_value)) == NULL)
+		goto out;
+	if (ber_scanf(ber, "{em", &st, &bv) == LBER_ERROR || bv.bv_len != 16)
+		goto out;
+	*state = st;
+	memcpy(uuid, bv.bv_val, 16);
+	rc = 0;
+out:
+	if (ber != NULL)
+		ber_free(ber, 1);
+	ldap_controls_free(ctrls);
+	return rc;
+}
+
+/* An entry from a search (sync or paged). */
+static void
+view_entry(LDAP *ld, LDAPMessage *msg)
+{
+	struct vrec	*r, *old;
+	unsigned char	 uuid[16];
+	int		 state = LDAP_SYNC_ADD;
+
+	if (V.mode == VIEW_SYNC &&
+	    view_sync_state(ld, msg, &state, uuid) != 0) {
+		log_debug("view: entry without a sync state; ignored");
+		return;
+	}
+	if (state == LDAP_SYNC_DELETE || state == LDAP_SYNC_PRESENT) {
+		if ((old = view_find_uuid(uuid)) == NULL) {
+			/* Deleted entries may come with a DN only. */
+			if ((r = view_rec_from_entry(ld, msg)) != NULL) {
+				old = view_find_key(r->key);
+				view_rec_free(r);
+			}
+		}
+		if (old == NULL)
+			return;
+		if (state == LDAP_SYNC_DELETE)
+			view_remove(old);
+		else
+			old->gen = V.gen;
+		return;
+	}
+	if ((r = view_rec_from_entry(ld, msg)) == NULL)
+		return;
+	if (V.mode == VIEW_SYNC) {
+		memcpy(r->uuid, uuid, 16);
+		r->has_uuid = true;
+	}
+	view_upsert(r);
+}
+
+/* A syncInfo intermediate message. */
+static void
+view_sync_info(LDAP *ld, LDAPMessage *msg)
+{
+	char		*oid = NULL;
+	struct berval	*data = NULL;
+	BerElement	*ber = NULL;
+	ber_tag_t	 tag;
+	ber_len_t	 len;
+
+	if (ldap_parse_intermediate(ld, msg, &oid, &data, NULL, 0) !=
+	    LDAP_SUCCESS || oid == NULL || strcmp(oid, LDAP_SYNC_INFO) != 0 ||
+	    data == NULL || (ber = ber_init(data)) == NULL)
+		goto out;
+	tag = ber_peek_tag(ber, &len);
+	if (tag == LDAP_TAG_SYNC_REFRESH_DELETE ||
+	    tag == LDAP_TAG_SYNC_REFRESH_PRESENT) {
+		ber_int_t	 done = 1;
+
+		if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR)
+			goto out;
+		tag = ber_peek_tag(ber, &len);
+		if (tag == LDAP_TAG_SYNC_COOKIE) {
+			if (ber_scanf(ber, "x") == LBER_ERROR)
+				goto out;
+			tag = ber_peek_tag(ber, &len);
+		}
+		if (tag == LDAP_TAG_REFRESHDONE &&
+		    ber_scanf(ber, "b", &done) == LBER_ERROR)
+			goto out;
+		if (done && V.refreshing)
+			view_loaded();
+	} else if (tag == LDAP_TAG_SYNC_ID_SET) {
+		ber_int_t	 deletes = 0;
+		BerVarray	 uuids = NULL;
+
+		if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR)
+			goto out;
+		tag = ber_peek_tag(ber, &len);
+		if (tag == LDAP_TAG_SYNC_COOKIE) {
+			if (ber_scanf(ber, "x") == LBER_ERROR)
+				goto out;
+			tag = ber_peek_tag(ber, &len);
+		}
+		if (tag == LDAP_TAG_REFRESHDELETES &&
+		    ber_scanf(ber, "b", &deletes) == LBER_ERROR)
+			goto out;
+		if (ber_scanf(ber, "[W]", &uuids) == LBER_ERROR)
+			goto out;
+		for (size_t i = 0; uuids != NULL && uuids[i].bv_val != NULL;
+		    i++) {
+			struct vrec	*r;
+
+			if (uuids[i].bv_len != 16 || (r = view_find_uuid(
+			    (unsigned char *)uuids[i].bv_val)) == NULL)
+				continue;
+			if (deletes)
+				view_remove(r);
+			else
+				r->gen = V.gen;
+		}
+		ber_bvarray_free(uuids);
+	}
+	/* newcookie: we keep no cookie (every reconnect reloads). */
+out:
+	if (ber != NULL)
+		ber_free(ber, 1);
+	ldap_memfree(oid);
+	ber_bvfree(data);
+}
+
+static void
+view_msg(LDAP *ld, LDAPMessage *msg, void *arg)
+{
+	switch (ldap_msgtype(msg)) {
+	case LDAP_RES_SEARCH_ENTRY:
+		view_entry(ld, msg);
+		break;
+	case LDAP_RES_INTERMEDIATE:
+		view_sync_info(ld, msg);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+view_later(unsigned ms)
+{
+	struct timeval	 tv = { (time_t)(ms / 1000),
+	    (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(V.timer, &tv);
+}
+
+/* Switch to paged re-reads for good (until restart). */
+static void
+view_fallback(int rc, const char *diag)
+{
+	log_notice("view: cannot follow %s with syncprov (%s%s%s); re-reading "
+	    "it every %u s instead -- changes by other LDAP clients show up "
+	    "that late", D.cfg->people_dn, ldap_err2string(rc),
+	    diag != NULL && diag[0] != '\0' ? ": " : "",
+	    diag != NULL ? diag : "", D.cfg->reconcile_interval_s);
+	V.mode = VIEW_POLL;
+	view_start();
+}
+
+static void
+view_sync_done(struct ldc_res *res, void *arg)
+{
+	V.op = NULL;
+	switch (res->rc) {
+	case LDC_ERR_DOWN:
+		/* view_state() restarts us when the connection is back. */
+		return;
+	case LDAP_SIZELIMIT_EXCEEDED:
+	case LDAP_UNAVAILABLE_CRITICAL_EXTENSION:
+	case LDAP_UNWILLING_TO_PERFORM:
+	case LDAP_PROTOCOL_ERROR:
+	case LDAP_ADMINLIMIT_EXCEEDED:
+		view_fallback(res->rc, res->diag);
+		return;
+	default:
+		log_warnx("view: sync search ended: %s%s%s; restarting",
+		    res->rc < 0 ? res->diag : ldap_err2string(res->rc),
+		    res->diag != NULL && res->rc >= 0 ? ": " : "",
+		    res->diag != NULL && res->rc >= 0 ? res->diag : "");
+		view_later(1000);
+	}
+}
+
+/* Start a refreshAndPersist search; the refresh reloads everything. */
+static void
+view_sync_start(void)
+{
+	BerElement	*ber;
+	struct berval	 bv;
+	LDAPControl	*ctrl = NULL, *ctrls[2];
+	struct ldc_call	 call = {
+		.deadline_ms = UINT64_MAX,
+		.on_msg = view_msg,
+		.done = view_sync_done,
+	};
+
+	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
+		goto fail;
+	if (ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST) ==
+	    -1 || ber_flatten2(ber, &bv, 0) != 0 ||
+	    ldap_control_create(LDAP_CONTROL_SYNC, 1, &bv, 1, &ctrl) !=
+	    LDAP_SUCCESS) {
+		ber_free(ber, 1);
+		goto fail;
+	}
+	ber_free(ber, 1);
+	ctrls[0] = ctrl;
+	ctrls[1] = NULL;
+	call.ctrls = ctrls;
+	V.op = ldc_search(V.ldc, &call, D.cfg->people_dn, LDAP_SCOPE_ONELEVEL,
+	    "(objectClass=*)", view_attrs, 0);
+	ldap_control_free(ctrl);
+	if (V.op == NULL)
+		goto fail;
+	return;
+fail:
+	log_warnx("view: cannot start the sync search; retrying");
+	view_later(1000);
+}
+
+/* ------------------------------------------------------------------ */
+/* paged re-reads */
+
+static void	view_poll_page(void);
+
+static void
+view_poll_done(struct ldc_res *res, void *arg)
+{
+	struct berval	 cookie = { 0, NULL };
+	LDAPControl	*c;
+	ber_int_t	 estimate;
+
+	V.op = NULL;
+	if (res->rc == LDC_ERR_DOWN)
+		return;
+	if (res->rc != LDAP_SUCCESS) {
+		log_warnx("view: reading %s failed: %s", D.cfg->people_dn,
+		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+		ber_memfree(V.page_cookie.bv_val);
+		V.page_cookie.bv_val = NULL;
+		V.page_cookie.bv_len = 0;
+		V.refreshing = false;
+		view_later(1000 * D.cfg->reconcile_interval_s);
+		return;
+	}
+	c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, res->ctrls, NULL);
+	ber_memfree(V.page_cookie.bv_val);
+	V.page_cookie.bv_val = NULL;
+	V.page_cookie.bv_len = 0;
+	if (c != NULL && ldap_parse_pageresponse_control(res->ld, c,
+	    &estimate, &cookie) == LDAP_SUCCESS && cookie.bv_len > 0) {
+		V.page_cookie = cookie;
+		view_poll_page();
+		return;
+	}
+	ber_memfree(cookie.bv_val);
+	view_loaded();
+	view_later(1000 * D.cfg->reconcile_interval_s);
+}
+
+static void
+view_poll_page(void)
+{
+	BerElement	*ber;
+	struct berval	 bv, empty = { 0, (char *)"" };
+	LDAPControl	*ctrl = NULL, *ctrls[2];
+	struct ldc_call	 call = {
+		.on_msg = view_msg,
+		.done = view_poll_done,
+	};
+
+	/* RFC 2696: SEQUENCE { size INTEGER, cookie OCTET STRING } */
+	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
+		goto fail;
+	if (ber_printf(ber, "{iO}", (ber_int_t)D.cfg->page_size,
+	    V.page_cookie.bv_val != NULL ? &V.page_cookie : &empty) == -1 || ber_flatten2(ber, &bv, 0) != 0 ||
+	    ldap_control_create(LDAP_CONTROL_PAGEDRESULTS, 1, &bv, 1, &ctrl) !=
+	    LDAP_SUCCESS) {
+		ber_free(ber, 1);
+		goto fail;
+	}
+	ber_free(ber, 1);
+	ctrls[0] = ctrl;
+	ctrls[1] = NULL;
+	call.ctrls = ctrls;
+	V.op = ldc_search(V.ldc, &call, D.cfg->people_dn, LDAP_SCOPE_ONELEVEL,
+	    "(objectClass=*)", view_attrs, 0);
+	ldap_control_free(ctrl);
+	if (V.op != NULL)
+		return;
+fail:
+	log_warnx("view: cannot start a paged search; retrying");
+	V.refreshing = false;
+	view_later(1000);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* Begin a (re)load in the current mode, if the connection is up. */
+static void
+view_start(void)
+{
+	if (V.op != NULL || V.ldc == NULL || ldc_state(V.ldc) != LDC_UP)
+		return;
+	V.gen++;
+	V.refreshing = true;
+	V.load_start_ms = now_ms();
+	if (V.mode == VIEW_SYNC)
+		view_sync_start();
+	else
+		view_poll_page();
+}
+
+static void
+view_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	view_start();
+}
+
+static void
+view_state(enum ldc_state s, void *arg)
+{
+	if (s == LDC_UP)
+		view_start();
+}
+
+void
+view_init(void)
+{
+	struct ldc_opts	 o = {
+		.name = "view",
+		.bind = true,
+		.on_state = view_state,
+	};
+
+	if (getrandom(&V.seed, sizeof(V.seed), 0) != sizeof(V.seed))
+		V.seed = (uint64_t)now_ms();
+	V.mode = VIEW_SYNC;
+	if ((V.timer = evtimer_new(D.base, view_timer, NULL)) == NULL ||
+	    (V.ldc = ldc_new(&o)) == NULL)
+		fatalx("view: cannot create the directory connection");
+}
+
+void
+view_shutdown(void)
+{
+	if (V.op != NULL)
+		ldc_cancel(V.op);
+	V.op = NULL;
+	ldc_free(V.ldc);
+	V.ldc = NULL;
+	if (V.timer != NULL)
+		event_free(V.timer);
+	V.timer = NULL;
+	for (size_t i = 0; i < V.nbuckets; i++) {
+		struct vrec	*r = V.kbuckets[i], *next;
+
+		for (; r != NULL; r = next) {
+			next = r->knext;
+			view_rec_free(r);
+		}
+	}
+	free(V.kbuckets);
+	free(V.ubuckets);
+	free(V.sorted);
+	ber_memfree(V.page_cookie.bv_val);
+	memset(&V, 0, sizeof(V));
+}
+
+/* ------------------------------------------------------------------ */
+/* reading */
+
+bool
+view_ready(void)
+{
+	return V.ready;
+}
+
+bool
+view_live(void)
+{
+	return V.ready && V.mode == VIEW_SYNC && V.op != NULL;
+}
+
+const struct account *
+view_get(const char *username)
+{
+	char		 key[USERNAME_MAX * 3 + 8];
+	struct vrec	*r;
+	size_t		 n;
+
+	n = (size_t)snprintf(key, sizeof(key), "uid=%s", username);
+	if (n >= sizeof(key))
+		return NULL;
+	for (char *p = key; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	r = view_find_key(key);
+	return r != NULL && r->is_account ? &r->a : NULL;
+}
+
+size_t
+view_seats_used(void)
+{
+	return V.nentries;
+}
+
+void
+view_counts(size_t *active, size_t *inactive, size_t *superadmins)
+{
+	if (active != NULL)
+		*active = V.nactive;
+	if (inactive != NULL)
+		*inactive = V.ninactive;
+	if (superadmins != NULL)
+		*superadmins = V.nsuper_active;
+}
+
+size_t
+view_active_superadmins(const char *except)
+{
+	const struct account	*a;
+	size_t			 n = V.nsuper_active;
+
+	if (except != NULL && (a = view_get(except)) != NULL &&
+	    a->status == ST_ACTIVE && a->role == ROLE_SUPERADMIN && n > 0)
+		n--;
+	return n;
+}
+
+void
+view_walk(const char *after, bool (*fn)(const struct account *, void *),
+    void *arg)
+{
+	size_t	 i = 0;
+
+	if (after != NULL) {
+		char	*l = lower_dup(after);
+
+		if (l == NULL)
+			return;
+		i = view_bound(l, true);
+		free(l);
+	}
+	for (; i < V.nsorted; i++)
+		if (!fn(&V.sorted[i]->a, arg))
+			break;
+}
+
+/* ------------------------------------------------------------------ */
+/* writers */
+
+void
+view_put(const struct account *a)
+{
+	struct vrec	*r, *old;
+
+	if ((r = view_rec_from_account(a)) == NULL) {
+		log_warnx("view: out of memory");
+		return;
+	}
+	/* Keep what only the directory knows (the entryUUID). */
+	if ((old = view_find_key(r->key)) != NULL && old->has_uuid) {
+		memcpy(r->uuid, old->uuid, 16);
+		r->has_uuid = true;
+	}
+	view_upsert(r);
+}
+
+void
+view_drop(const char *username)
+{
+	char		 key[USERNAME_MAX * 3 + 8];
+	struct vrec	*r;
+
+	if ((size_t)snprintf(key, sizeof(key), "uid=%s", username) >=
+	    sizeof(key))
+		return;
+	for (char *p = key; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if ((r = view_find_key(key)) != NULL)
+		view_remove(r);
+}
