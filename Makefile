@@ -12,7 +12,7 @@ DESTDIR		?=
 
 CC		?= cc
 PKG_CONFIG	?= pkg-config
-PKGS		:= ldap libevent libcjson yaml-0.1
+PKGS		:= ldap libevent libcjson yaml-0.1 libargon2 nettle libcrypt
 BUILD		?= build
 
 WARNINGS	:= -Wall -Wextra -Wshadow -Wstrict-prototypes \
@@ -30,13 +30,15 @@ PKG_CFLAGS	 = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS	 = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CPPFLAGS	+= -D_GNU_SOURCE -Isrc -Idaemon
 CFLAGS		+= -std=c17 $(OPT) $(WARNINGS) -fno-strict-aliasing \
-		   -fstack-protector-strong -D_FORTIFY_SOURCE=2 $(SANFLAGS)
-LDFLAGS		+= $(SANFLAGS)
+		   -fstack-protector-strong -D_FORTIFY_SOURCE=2 -pthread \
+		   $(SANFLAGS)
+# -pthread: auth.c checks password hashes on a worker thread.
+LDFLAGS		+= -pthread $(SANFLAGS)
 
 # Shared by the daemon and the client.
 COMMON_SRCS	:= src/valid.c
 # The daemon, without main (unit tests and fuzzers link these).
-DAEMON_SRCS	:= daemon/log.c daemon/cfg.c daemon/rpc.c daemon/esc.c \
+DAEMON_SRCS	:= daemon/clock.c daemon/log.c daemon/cfg.c daemon/rpc.c daemon/esc.c \
 		   daemon/ctl.c daemon/conn.c daemon/method.c daemon/server.c \
 		   daemon/ident.c daemon/ldc.c daemon/dir.c daemon/sd.c \
 		   daemon/view.c daemon/seat.c daemon/user.c daemon/auth.c \
@@ -73,7 +75,8 @@ $(BUILD)/otasctl: $(CTL_OBJS) $(COMMON_OBJS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(DAEMON_OBJS) $(COMMON_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(DAEMON_OBJS) \
+	@echo "CC $@"
+	@$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(DAEMON_OBJS) \
 	    $(COMMON_OBJS) $(PKG_LIBS) -lcmocka
 
 check: deps

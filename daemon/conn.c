@@ -7,9 +7,8 @@
  * its id and look it up again with conn_find() when they reply, so a reply
  * for a client that has gone is dropped quietly.
  *
- * Limits: a line longer than max_request_bytes is answered with an error
- * (and, when no newline came within the limit, the connection is closed
- * after that error); a client whose unread replies pass max_reply_backlog
+ * Limits: a line longer than max_request_bytes is answered with one error
+ * line, then the connection is closed; a client whose unread replies pass max_reply_backlog
  * stops being read until it catches up; an idle client is closed after
  * idle_timeout_s.
  */
@@ -232,9 +231,7 @@ conn_req_done(uint64_t id)
 
 /*
  * Take every complete line from the input and dispatch it, while the
- * connection is open.  A line over the size limit is answered with an
- * error and skipped; a partial line that has already passed the limit
- * cannot be resynchronised, so the client gets an error and is closed.
+ * connection is open.
  */
 static void
 conn_process(struct conn *c)
@@ -250,32 +247,26 @@ conn_process(struct conn *c)
 
 		eol = evbuffer_search_eol(in, NULL, &eol_len,
 		    EVBUFFER_EOL_LF);
-		if (eol.pos < 0) {
-			if (evbuffer_get_length(in) > max) {
-				char	 msg[96];
+		/* A line over the limit cannot be told from a flood: the
+		 * client gets one error line and the connection closes,
+		 * whether or not its newline has arrived yet. */
+		if ((eol.pos < 0 && evbuffer_get_length(in) > max) ||
+		    (eol.pos >= 0 && (size_t)eol.pos > max)) {
+			char	 msg[96];
 
-				snprintf(msg, sizeof(msg), "request line "
-				    "longer than %zu bytes; closing", max);
-				log_info("conn %llu: %s",
-				    (unsigned long long)c->id, msg);
-				conn_send_error(c, RPC_INVALID_REQUEST, msg,
-				    NULL);
-				evbuffer_drain(in, evbuffer_get_length(in));
-				conn_drain(c);
-			}
+			snprintf(msg, sizeof(msg), "request line longer than "
+			    "%zu bytes; closing", max);
+			log_info("conn %llu: %s", (unsigned long long)c->id,
+			    msg);
+			conn_send_error(c, RPC_INVALID_REQUEST, msg, NULL);
+			evbuffer_drain(in, evbuffer_get_length(in));
+			conn_drain(c);
 			break;
 		}
+		if (eol.pos < 0)
+			break;
 		len = (size_t)eol.pos;
 		c->last_ms = now_ms();
-		if (len > max) {
-			char	 msg[80];
-
-			evbuffer_drain(in, len + eol_len);
-			snprintf(msg, sizeof(msg), "request line longer than "
-			    "%zu bytes", max);
-			conn_send_error(c, RPC_INVALID_REQUEST, msg, NULL);
-			continue;
-		}
 		if ((line = malloc(len + 1)) == NULL) {
 			conn_send_error(c, RPC_INTERNAL_ERROR,
 			    "out of memory", NULL);

@@ -29,15 +29,6 @@ struct daemon	 D;
 static struct event	*ev_term, *ev_int, *ev_hup, *ev_poll;
 static uint64_t		 grace_end_ms;
 
-uint64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 usage(FILE *f)
 {

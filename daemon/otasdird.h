@@ -170,7 +170,7 @@ struct daemon {
 };
 extern struct daemon	 D;
 
-/* Monotonic clock in milliseconds. */
+/* clock.c: monotonic clock in milliseconds. */
 uint64_t	now_ms(void);
 
 /* ------------------------------------------------------------------ */

@@ -230,7 +230,7 @@ class Daemon:
                               capture_output=True, text=True, env=e,
                               timeout=timeout)
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def reload(self):
