@@ -77,6 +77,9 @@ log_parse_level(const char *s, enum log_level *out)
  * non-zero.  A single write(2) per line keeps lines whole when several
  * processes share stderr.
  */
+static void log_vlog(enum log_level, int, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vlog(enum log_level level, int err, const char *fmt, va_list ap)
 {

@@ -16,7 +16,8 @@ const char	*valid_username(const char *s, size_t len);
 /* exactly one '@', non-empty local part and domain, no spaces or control
  * characters, at most 254 bytes, valid UTF-8. */
 const char	*valid_email(const char *s, size_t len);
-/* 1-256 bytes of valid UTF-8 without control characters. */
+/* 1-256 bytes of valid UTF-8 without control characters, not starting or
+ * ending with white space. */
 const char	*valid_full_name(const char *s, size_t len);
 /* 8-256 bytes; no NUL. */
 const char	*valid_password(const char *s, size_t len);
