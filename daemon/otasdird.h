@@ -470,6 +470,19 @@ struct ldc *dir_service(void);
 bool	dir_up(void);		/* the service connection is bound */
 const char *dir_state_name(void);
 
+/* Read every entry directly under people_dn, whatever the service DN's
+ * size limit (see dir.c). */
+struct dir_scan;
+typedef void	dir_scan_entry_fn(LDAP *, LDAPMessage *, void *arg);
+/* A slice ended: complete=false means its entries come again. */
+typedef void	dir_scan_slice_fn(bool complete, void *arg);
+typedef void	dir_scan_done_fn(int rc, const char *diag, unsigned searches,
+		    void *arg);
+struct dir_scan *dir_scan(struct ldc *, const char *const *attrs,
+	    dir_scan_entry_fn *, dir_scan_slice_fn *, dir_scan_done_fn *,
+	    void *arg) WUR;
+void	dir_scan_cancel(struct dir_scan *);
+
 /* ------------------------------------------------------------------ */
 /* view.c: a live, in-memory copy of the entries under people_dn */
 

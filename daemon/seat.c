@@ -68,7 +68,7 @@ struct recon {
 	char			 **stale;	/* pending values to drop */
 	size_t			 nstale;
 	long			 count;		/* fresh count */
-	struct berval		 cookie;
+	long			 slice;		/* entries of this slice */
 };
 
 static struct {
@@ -504,7 +504,6 @@ recon_free(struct recon *rc)
 	for (size_t i = 0; i < rc->nstale; i++)
 		free(rc->stale[i]);
 	free(rc->stale);
-	ber_memfree(rc->cookie.bv_val);
 	free(rc);
 }
 
@@ -603,42 +602,37 @@ recon_set(struct recon *rc)
 		recon_end(rc);
 }
 
-static void	recon_count_page(struct recon *);
-
 static void
-recon_count_msg(LDAP *ld, LDAPMessage *msg, void *arg)
+recon_count_entry(LDAP *ld, LDAPMessage *msg, void *arg)
 {
 	struct recon	*rc = arg;
 
-	if (ldap_msgtype(msg) == LDAP_RES_SEARCH_ENTRY)
-		rc->count++;
+	rc->slice++;
+}
+
+/* Entries of a slice cut short by a size limit come again: count a
+ * slice only once it is complete. */
+static void
+recon_count_slice(bool complete, void *arg)
+{
+	struct recon	*rc = arg;
+
+	if (complete)
+		rc->count += rc->slice;
+	rc->slice = 0;
 }
 
 static void
-recon_count_done(struct ldc_res *res, void *arg)
+recon_count_done(int status, const char *diag, unsigned searches, void *arg)
 {
 	struct recon	*rc = arg;
-	struct berval	 cookie = { 0, NULL };
-	LDAPControl	*c;
-	ber_int_t	 est;
 
-	if (res->rc != LDAP_SUCCESS) {
+	if (status != LDAP_SUCCESS) {
 		log_warnx("seats: counting %s failed: %s", D.cfg->people_dn,
-		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
+		    status < 0 ? diag : ldap_err2string(status));
 		recon_end(rc);
 		return;
 	}
-	ber_memfree(rc->cookie.bv_val);
-	rc->cookie.bv_val = NULL;
-	rc->cookie.bv_len = 0;
-	c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, res->ctrls, NULL);
-	if (c != NULL && ldap_parse_pageresponse_control(res->ld, c, &est,
-	    &cookie) == LDAP_SUCCESS && cookie.bv_len > 0) {
-		rc->cookie = cookie;
-		recon_count_page(rc);
-		return;
-	}
-	ber_memfree(cookie.bv_val);
 	if (rc->exists && rc->counter == rc->count) {
 		log_debug("seats: counter %ld matches the directory",
 		    rc->counter);
@@ -649,42 +643,20 @@ recon_count_done(struct ldc_res *res, void *arg)
 	recon_set(rc);
 }
 
-/* One page of a count of people_dn (attrs 1.1: names only). */
+/* Count people_dn (names only). */
 static void
-recon_count_page(struct recon *rc)
+recon_count(struct recon *rc)
 {
 	static const char *const noattrs[] = { LDAP_NO_ATTRS, NULL };
-	BerElement	*ber;
-	struct berval	 bv, empty = { 0, (char *)"" };
-	LDAPControl	*ctrl = NULL, *ctrls[2];
-	struct ldc_call	 call = {
-		.retry = true,
-		.on_msg = recon_count_msg,
-		.done = recon_count_done,
-		.arg = rc,
-	};
-	struct ldc_op	*op = NULL;
 
-	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
-		goto fail;
-	if (ber_printf(ber, "{iO}", (ber_int_t)D.cfg->page_size,
-	    rc->cookie.bv_val != NULL ? &rc->cookie : &empty) != -1 &&
-	    ber_flatten2(ber, &bv, 0) == 0 &&
-	    ldap_control_create(LDAP_CONTROL_PAGEDRESULTS, 1, &bv, 1,
-	    &ctrl) == LDAP_SUCCESS) {
-		ctrls[0] = ctrl;
-		ctrls[1] = NULL;
-		call.ctrls = ctrls;
-		op = ldc_search(dir_service(), &call, D.cfg->people_dn,
-		    LDAP_SCOPE_ONELEVEL, "(objectClass=*)", noattrs, 0);
-		ldap_control_free(ctrl);
+	rc->count = 0;
+	rc->slice = 0;
+	if (dir_scan(dir_service(), noattrs, recon_count_entry,
+	    recon_count_slice, recon_count_done, rc) == NULL) {
+		log_warnx("seats: cannot start a count of %s",
+		    D.cfg->people_dn);
+		recon_end(rc);
 	}
-	ber_free(ber, 1);
-	if (op != NULL)
-		return;
-fail:
-	log_warnx("seats: cannot start a count of %s", D.cfg->people_dn);
-	recon_end(rc);
 }
 
 static void
@@ -788,8 +760,7 @@ recon_read_done(struct ldc_res *res, void *arg)
 		recon_end(rc);
 		return;
 	}
-	rc->count = 0;
-	recon_count_page(rc);
+	recon_count(rc);
 }
 
 /* Start a reconciliation unless one is running. */

@@ -6,8 +6,8 @@
  * every entry, then the persist phase sends each add, modify, rename and
  * delete as it happens.  Where that is impossible (no syncprov on the
  * database, or a size limit on the service DN that cuts the refresh short)
- * the whole OU is re-read with paged searches every
- * ldap.reconcile_interval_s instead, and the log says so.
+ * the whole OU is re-read (dir_scan) every ldap.reconcile_interval_s
+ * instead, and the log says so.
  *
  * Each (re)load stamps the entries it sees with a new generation; when it
  * ends, entries with an older stamp were deleted while we were not
@@ -43,19 +43,19 @@ struct vrec {
 
 enum view_mode {
 	VIEW_SYNC,		/* refreshAndPersist */
-	VIEW_POLL,		/* paged re-reads */
+	VIEW_POLL,		/* periodic re-reads (dir_scan) */
 };
 
 static struct {
 	struct ldc	*ldc;
-	struct ldc_op	*op;		/* the running search */
+	struct ldc_op	*op;		/* the running sync search */
+	struct dir_scan	*scan;		/* or the running re-read */
 	enum view_mode	 mode;
 	bool		 ready;		/* loaded once */
 	bool		 refreshing;	/* a load is under way */
 	unsigned	 gen;
 	uint64_t	 load_start_ms;
 	struct event	*timer;		/* next poll / retry */
-	struct berval	 page_cookie;	/* paged results */
 	uint64_t	 seed;
 
 	struct vrec	**kbuckets;	/* by key */
@@ -613,7 +613,7 @@ out:
 	return rc;
 }
 
-/* An entry from a search (sync or paged). */
+/* An entry from a search (sync or re-read). */
 static void
 view_entry(LDAP *ld, LDAPMessage *msg)
 {
@@ -746,7 +746,7 @@ view_later(unsigned ms)
 	evtimer_add(V.timer, &tv);
 }
 
-/* Switch to paged re-reads for good (until restart). */
+/* Switch to periodic re-reads for good (until restart). */
 static void
 view_fallback(int rc, const char *diag)
 {
@@ -821,79 +821,45 @@ fail:
 }
 
 /* ------------------------------------------------------------------ */
-/* paged re-reads */
-
-static void	view_poll_page(void);
+/* re-reads (no syncprov, or a size limit on the sync refresh) */
 
 static void
-view_poll_done(struct ldc_res *res, void *arg)
+view_scan_entry(LDAP *ld, LDAPMessage *msg, void *arg)
 {
-	struct berval	 cookie = { 0, NULL };
-	LDAPControl	*c;
-	ber_int_t	 estimate;
+	view_entry(ld, msg);
+}
 
-	V.op = NULL;
-	if (res->rc == LDC_ERR_DOWN)
-		return;
-	if (res->rc != LDAP_SUCCESS) {
+static void
+view_scan_done(int rc, const char *diag, unsigned searches, void *arg)
+{
+	V.scan = NULL;
+	if (rc == LDC_ERR_DOWN)
+		return;		/* view_state() restarts us */
+	if (rc != LDAP_SUCCESS) {
 		log_warnx("view: reading %s failed: %s", D.cfg->people_dn,
-		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
-		ber_memfree(V.page_cookie.bv_val);
-		V.page_cookie.bv_val = NULL;
-		V.page_cookie.bv_len = 0;
+		    rc < 0 ? diag : ldap_err2string(rc));
 		V.refreshing = false;
 		view_later(1000 * D.cfg->reconcile_interval_s);
 		return;
 	}
-	c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, res->ctrls, NULL);
-	ber_memfree(V.page_cookie.bv_val);
-	V.page_cookie.bv_val = NULL;
-	V.page_cookie.bv_len = 0;
-	if (c != NULL && ldap_parse_pageresponse_control(res->ld, c,
-	    &estimate, &cookie) == LDAP_SUCCESS && cookie.bv_len > 0) {
-		V.page_cookie = cookie;
-		view_poll_page();
-		return;
-	}
-	ber_memfree(cookie.bv_val);
+	if (searches > 1)
+		log_debug("view: read %s in %u searches (size limit)",
+		    D.cfg->people_dn, searches);
 	view_loaded();
 	view_later(1000 * D.cfg->reconcile_interval_s);
 }
 
 static void
-view_poll_page(void)
+view_scan_start(void)
 {
-	BerElement	*ber;
-	struct berval	 bv, empty = { 0, (char *)"" };
-	LDAPControl	*ctrl = NULL, *ctrls[2];
-	struct ldc_call	 call = {
-		.on_msg = view_msg,
-		.done = view_poll_done,
-	};
-
-	/* RFC 2696: SEQUENCE { size INTEGER, cookie OCTET STRING } */
-	if ((ber = ber_alloc_t(LBER_USE_DER)) == NULL)
-		goto fail;
-	if (ber_printf(ber, "{iO}", (ber_int_t)D.cfg->page_size,
-	    V.page_cookie.bv_val != NULL ? &V.page_cookie : &empty) == -1 || ber_flatten2(ber, &bv, 0) != 0 ||
-	    ldap_control_create(LDAP_CONTROL_PAGEDRESULTS, 1, &bv, 1, &ctrl) !=
-	    LDAP_SUCCESS) {
-		ber_free(ber, 1);
-		goto fail;
+	V.scan = dir_scan(V.ldc, view_attrs, view_scan_entry, NULL,
+	    view_scan_done, NULL);
+	if (V.scan == NULL) {
+		log_warnx("view: cannot start reading %s; retrying",
+		    D.cfg->people_dn);
+		V.refreshing = false;
+		view_later(1000);
 	}
-	ber_free(ber, 1);
-	ctrls[0] = ctrl;
-	ctrls[1] = NULL;
-	call.ctrls = ctrls;
-	V.op = ldc_search(V.ldc, &call, D.cfg->people_dn, LDAP_SCOPE_ONELEVEL,
-	    "(objectClass=*)", view_attrs, 0);
-	ldap_control_free(ctrl);
-	if (V.op != NULL)
-		return;
-fail:
-	log_warnx("view: cannot start a paged search; retrying");
-	V.refreshing = false;
-	view_later(1000);
 }
 
 /* ------------------------------------------------------------------ */
@@ -902,7 +868,8 @@ fail:
 static void
 view_start(void)
 {
-	if (V.op != NULL || V.ldc == NULL || ldc_state(V.ldc) != LDC_UP)
+	if (V.op != NULL || V.scan != NULL || V.ldc == NULL ||
+	    ldc_state(V.ldc) != LDC_UP)
 		return;
 	V.gen++;
 	V.refreshing = true;
@@ -910,7 +877,7 @@ view_start(void)
 	if (V.mode == VIEW_SYNC)
 		view_sync_start();
 	else
-		view_poll_page();
+		view_scan_start();
 }
 
 static void
@@ -949,6 +916,8 @@ view_shutdown(void)
 	if (V.op != NULL)
 		ldc_cancel(V.op);
 	V.op = NULL;
+	dir_scan_cancel(V.scan);
+	V.scan = NULL;
 	ldc_free(V.ldc);
 	V.ldc = NULL;
 	if (V.timer != NULL)
@@ -965,7 +934,6 @@ view_shutdown(void)
 	free(V.kbuckets);
 	free(V.ubuckets);
 	free(V.sorted);
-	ber_memfree(V.page_cookie.bv_val);
 	memset(&V, 0, sizeof(V));
 }
 
