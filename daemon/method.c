@@ -316,41 +316,62 @@ param_type_ok(const cJSON *v, enum ptype t)
 	return false;
 }
 
-/* Check params against the method's row.  Returns 0, or -1 after
- * replying -32602 (r is freed then). */
-static int
-params_check(struct req *r)
+/*
+ * Check params (an object) against m's row: every member is a param of
+ * the method, of its type (null stands for "not given" on optional
+ * params), and every required param is there.  Pure: no I/O, no globals.
+ * Returns 0, or -1 with *field naming the bad param (borrowed from params
+ * or the table) and msg saying what is wrong with it.
+ */
+int
+params_check(const struct method *m, const cJSON *params,
+    const char **field, char *msg, size_t msglen)
 {
 	const struct param	*p;
 	const cJSON		*v;
-	char			 msg[96];
 
-	for (v = r->params->child; v != NULL; v = v->next) {
-		for (p = r->method->params; p->name != NULL; p++)
+	for (v = params->child; v != NULL; v = v->next) {
+		for (p = m->params; p->name != NULL; p++)
 			if (strcmp(p->name, v->string) == 0)
 				break;
 		if (p->name == NULL) {
-			req_fail_param(r, v->string, "is not a parameter of "
-			    "this method");
+			*field = v->string;
+			snprintf(msg, msglen, "is not a parameter of this "
+			    "method");
 			return -1;
 		}
-		/* null stands for "not given" on optional params */
 		if (cJSON_IsNull(v) && !p->required)
 			continue;
 		if (!param_type_ok(v, p->type)) {
-			snprintf(msg, sizeof(msg), "must be %s",
+			*field = p->name;
+			snprintf(msg, msglen, "must be %s",
 			    ptype_names[p->type]);
-			req_fail_param(r, p->name, msg);
 			return -1;
 		}
 	}
-	for (p = r->method->params; p->name != NULL; p++) {
-		if (p->required && !req_has(r, p->name)) {
-			req_fail_param(r, p->name, "is required");
+	for (p = m->params; p->name != NULL; p++) {
+		v = cJSON_GetObjectItemCaseSensitive(params, p->name);
+		if (p->required && (v == NULL || cJSON_IsNull(v))) {
+			*field = p->name;
+			snprintf(msg, msglen, "is required");
 			return -1;
 		}
 	}
 	return 0;
+}
+
+/* params_check for r.  Returns 0, or -1 after replying -32602 (r is
+ * freed then). */
+static int
+req_params_ok(struct req *r)
+{
+	const char	*field;
+	char		 msg[96];
+
+	if (params_check(r->method, r->params, &field, msg, sizeof(msg)) == 0)
+		return 0;
+	req_fail_param(r, field, msg);
+	return -1;
 }
 
 /* May the caller use r's method?  An account naming itself counts for
@@ -365,9 +386,13 @@ who_ok(const struct req *r)
 		return true;
 	if ((who & WHO_SUPERADMIN) && r->who.role == ROLE_SUPERADMIN)
 		return true;
-	if ((who & WHO_ACCOUNT) && r->who.kind == IDENT_ACCOUNT)
+	/* An account that was deactivated or deleted after it logged in
+	 * has ROLE_NONE (auth_refresh_ident): no account rights left. */
+	if ((who & WHO_ACCOUNT) && r->who.kind == IDENT_ACCOUNT &&
+	    r->who.role != ROLE_NONE)
 		return true;
 	if ((who & WHO_SELF) && r->who.kind == IDENT_ACCOUNT &&
+	    r->who.role != ROLE_NONE &&
 	    (u = req_str(r, "username")) != NULL &&
 	    strcasecmp(u, r->who.username) == 0)
 		return true;
@@ -383,6 +408,25 @@ early_error(struct conn *c, struct batch *b, const cJSON *id, int code,
     const char *msg)
 {
 	reply_deliver(conn_id(c), b, rpc_error(id, code, msg, NULL));
+}
+
+/*
+ * A refused call is a security event: log it at info and audit it, like
+ * the refusals inside the handlers.  The target is named only when the
+ * "username" param is a valid username (params are not checked yet).
+ */
+static void
+method_denied(const struct req *r)
+{
+	const char	*u = req_str(r, "username");
+	char		 actor[128];
+
+	if (u != NULL && valid_username(u, strlen(u)) != NULL)
+		u = NULL;
+	req_actor(r, actor, sizeof(actor));
+	log_info("%s %s by %s: %s", r->method->name, u != NULL ? u : "-",
+	    actor, REASON_PERMISSION_DENIED);
+	audit_log(r, u, REASON_PERMISSION_DENIED, NULL);
 }
 
 /* Dispatch one request object (alone or from a batch). */
@@ -440,6 +484,7 @@ dispatch_one(struct conn *c, const cJSON *obj, struct batch *b)
 		return;
 	}
 	if (!who_ok(r)) {
+		method_denied(r);
 		req_reply_error(r, RPC_PERMISSION_DENIED,
 		    REASON_PERMISSION_DENIED,
 		    r->who.kind == IDENT_PEER && r->who.role == ROLE_NONE ?
@@ -447,7 +492,7 @@ dispatch_one(struct conn *c, const cJSON *obj, struct batch *b)
 		    "permission denied", NULL);
 		return;
 	}
-	if (params_check(r) != 0)
+	if (req_params_ok(r) != 0)
 		return;
 	if (!m->local && conn_over_cap(c)) {
 		req_reply_error(r, RPC_OVERLOADED, REASON_OVERLOADED,

@@ -5,8 +5,10 @@
 set -eu
 
 PKGS="gcc make pkg-config libldap-dev libevent-dev libcjson-dev libyaml-dev
+libargon2-dev nettle-dev libcrypt-dev
 slapd ldap-utils libcmocka-dev python3 python3-pytest clang
-libclang-rt-14-dev valgrind mandoc systemd"
+libclang-rt-14-dev valgrind mandoc systemd strace logrotate
+openssl jq python3-yaml"
 
 missing=""
 for p in $PKGS; do
