@@ -86,6 +86,31 @@ audit_time(char *buf, size_t len)
 	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 }
 
+/*
+ * The methods that take or free seats say how many are in use after the
+ * change (or refusal) and the licence's limit, unless the caller already
+ * did (a seat refusal gives the numbers it refused with).
+ */
+static void
+audit_seats(const struct req *r, cJSON *o)
+{
+	static const char *const seat_methods[] = { "user.create",
+	    "user.delete", "user.import" };
+	long	 used;
+
+	for (size_t i = 0; i < nitems(seat_methods); i++) {
+		if (strcmp(r->method->name, seat_methods[i]) != 0)
+			continue;
+		if (cJSON_GetObjectItemCaseSensitive(o, "seats") == NULL)
+			cJSON_AddNumberToObject(o, "seats",
+			    (double)D.cfg->seats);
+		if (cJSON_GetObjectItemCaseSensitive(o, "used") == NULL &&
+		    (used = seat_used()) >= 0)
+			cJSON_AddNumberToObject(o, "used", (double)used);
+		return;
+	}
+}
+
 void
 audit_log(const struct req *r, const char *target, const char *outcome,
     cJSON *extra)
@@ -119,6 +144,7 @@ audit_log(const struct req *r, const char *target, const char *outcome,
 			    NULL)
 				cJSON_AddItemToObject(o, c->string,
 				    cJSON_Duplicate(c, 1));
+	audit_seats(r, o);
 	if ((line = cJSON_PrintUnformatted(o)) == NULL)
 		goto out;
 	if (audit_syslog || audit_fd < 0) {

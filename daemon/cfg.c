@@ -122,6 +122,8 @@ enum key_type {
 #define F_REQUIRED	0x01	/* missing is an error */
 #define F_NULLABLE	0x02	/* null means "unset" (the default is NULL) */
 #define F_SUNPATH	0x04	/* must fit sockaddr_un.sun_path */
+#define F_CREDS		0x08	/* credentials directory expanded
+				 * (cfg_expand_creds) */
 
 struct cfg_key {
 	const char		*name;
@@ -168,7 +170,7 @@ static const struct cfg_key cfg_ldap_keys[] = {
 	{ "uris", K_URIS, OFF(ldap_uris), 0, 0, F_REQUIRED, KID_NONE, NULL },
 	{ "bind_dn", K_DN, OFF(bind_dn), 0, 0, F_REQUIRED, KID_NONE, NULL },
 	{ "bind_password_file", K_STR, OFF(bind_password_file), 0, 0,
-	    F_REQUIRED, KID_PWFILE, NULL },
+	    F_REQUIRED | F_CREDS, KID_PWFILE, NULL },
 	{ "people_dn", K_DN, OFF(people_dn), 0, 0, F_REQUIRED,
 	    KID_PEOPLE_DN, NULL },
 	{ "counter_dn", K_DN, OFF(counter_dn), 0, 0, F_NULLABLE,
@@ -1068,6 +1070,65 @@ cfg_missing(struct cfg_ctx *x, size_t line, const struct cfg_key *table,
 	}
 }
 
+/*
+ * systemd's LoadCredential= copies a secret into a directory of the
+ * service's own and names it in $CREDENTIALS_DIRECTORY; the directory's
+ * path is only known at run time.  So a value of a F_CREDS key that starts
+ * with "${CREDENTIALS_DIRECTORY}/" or "%d/" (systemd's specifier for it)
+ * has that prefix replaced by the variable's value, which must be an
+ * absolute path.  Nothing else in the value is expanded; a value starting
+ * with any other "${" is refused, as a misspelt variable would otherwise
+ * become a path that does not exist.  Returns the path to store
+ * (malloc'd) or NULL with a problem recorded.
+ */
+static char *
+cfg_expand_creds(struct cfg_ctx *x, const struct node *v, const char *path,
+    const char *s)
+{
+	static const char *const prefixes[] = { "${CREDENTIALS_DIRECTORY}/",
+	    "%d/" };
+	const char	*dir, *rest = NULL;
+	char		*out;
+
+	for (size_t i = 0; i < nitems(prefixes); i++)
+		if (strncmp(s, prefixes[i], strlen(prefixes[i])) == 0)
+			rest = s + strlen(prefixes[i]);
+	if (rest == NULL) {
+		if (strncmp(s, "${", 2) == 0) {
+			cfg_err(x, v->line, "'%s': only "
+			    "${CREDENTIALS_DIRECTORY} is expanded", path);
+			return NULL;
+		}
+		if ((out = strdup(s)) == NULL)
+			x->oom = true;
+		return out;
+	}
+	dir = getenv("CREDENTIALS_DIRECTORY");
+	if (dir == NULL || dir[0] != '/') {
+		cfg_err(x, v->line, "'%s' names the credentials directory, but "
+		    "CREDENTIALS_DIRECTORY is %s (LoadCredential= in the "
+		    "systemd unit sets it)", path, dir == NULL ? "not set" :
+		    "not an absolute path");
+		return NULL;
+	}
+	if (*rest == '\0') {
+		cfg_err(x, v->line, "'%s' names the credentials directory but "
+		    "no file in it", path);
+		return NULL;
+	}
+	if (asprintf(&out, "%s%s%s", dir,
+	    dir[strlen(dir) - 1] == '/' ? "" : "/", rest) < 0) {
+		x->oom = true;
+		return NULL;
+	}
+	if (strlen(out) >= PATH_MAX) {
+		cfg_err(x, v->line, "'%s' is too long once expanded", path);
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 /* Set one known key k from its value node v. */
 static void
 cfg_set(struct cfg_ctx *x, const struct cfg_key *k, const struct node *key,
@@ -1112,6 +1173,15 @@ cfg_set(struct cfg_ctx *x, const struct cfg_key *k, const struct node *key,
 			cfg_err(x, v->line, "'%s' is too long for a Unix "
 			    "socket (at most %zu bytes)", path,
 			    sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+			return;
+		}
+		if (k->flags & F_CREDS) {
+			char	*e;
+
+			if ((e = cfg_expand_creds(x, v, path, s)) != NULL) {
+				free(*(char **)dst);
+				*(char **)dst = e;
+			}
 			return;
 		}
 		(void)cfg_set_str(x, dst, s);

@@ -977,6 +977,131 @@ test_secret(void **state)
 	free(p);
 }
 
+/* BASE_LDAP with bind_password_file set to value (line 4). */
+static char *
+creds_config(const char *value)
+{
+	char	*text;
+
+	assert_true(asprintf(&text,
+	    "ldap:\n"
+	    "  uris: [ \"ldap://127.0.0.1:389\" ]\n"
+	    "  bind_dn: \"cn=otasdird,dc=example,dc=com\"\n"
+	    "  bind_password_file: \"%s\"\n"
+	    "  people_dn: \"ou=people,dc=example,dc=com\"\n", value) > 0);
+	return text;
+}
+
+/*
+ * systemd's LoadCredential=: a leading ${CREDENTIALS_DIRECTORY}/ or %d/ in
+ * ldap.bind_password_file is replaced by $CREDENTIALS_DIRECTORY, and the
+ * secret file there passes the same checks as any other.
+ */
+static void
+test_credentials_directory(void **state)
+{
+	struct cfg	*c;
+	char		*text, *p, *want, *dir;
+
+	assert_true(asprintf(&dir, "%s/creds", tmpdir) > 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_true(asprintf(&p, "%s/bind.secret", dir) > 0);
+	{
+		FILE	*f = fopen(p, "w");
+
+		assert_non_null(f);
+		assert_int_equal(fputs("cred pw\n", f) >= 0, 1);
+		assert_int_equal(fclose(f), 0);
+	}
+	/* What systemd makes of a credential: 0400. */
+	assert_int_equal(chmod(p, 0400), 0);
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+
+	text = creds_config("${CREDENTIALS_DIRECTORY}/bind.secret");
+	c = load_ok(text, CFG_LOAD_SECRET);
+	assert_string_equal(c->bind_password_file, p);
+	assert_string_equal(c->bind_password, "cred pw");
+	cfg_free(c);
+	/* Expanded without the secret flag too (reload compares it). */
+	c = load_ok(text, 0);
+	assert_string_equal(c->bind_password_file, p);
+	assert_null(c->bind_password);
+	cfg_free(c);
+	free(text);
+
+	/* %d/, and a trailing slash in the variable. */
+	text = creds_config("%d/bind.secret");
+	c = load_ok(text, CFG_LOAD_SECRET);
+	assert_string_equal(c->bind_password_file, p);
+	cfg_free(c);
+	{
+		char	*slash;
+
+		assert_true(asprintf(&slash, "%s/", dir) > 0);
+		assert_int_equal(setenv("CREDENTIALS_DIRECTORY", slash, 1), 0);
+		c = load_ok(text, CFG_LOAD_SECRET);
+		assert_string_equal(c->bind_password_file, p);
+		cfg_free(c);
+		free(slash);
+		assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+	}
+	free(text);
+
+	/* The mode check still applies to the expanded path. */
+	assert_int_equal(chmod(p, 0440), 0);
+	text = creds_config("${CREDENTIALS_DIRECTORY}/bind.secret");
+	assert_true(asprintf(&want, ":4: bind_password_file %s is readable "
+	    "by its group (mode 0440); chmod 600 it", p) > 0);
+	expect_errors(text, CFG_LOAD_SECRET, (const char *const[]){ want,
+	    NULL });
+	free(want);
+	assert_int_equal(chmod(p, 0400), 0);
+
+	/* A credential that was not loaded. */
+	free(text);
+	text = creds_config("${CREDENTIALS_DIRECTORY}/other.secret");
+	assert_true(asprintf(&want, ":4: bind_password_file %s/other.secret: "
+	    "cannot open: No such file or directory", dir) > 0);
+	expect_errors(text, CFG_LOAD_SECRET, (const char *const[]){ want,
+	    NULL });
+	free(want);
+	free(text);
+
+	/* Only at the start, only that variable, and only with a file. */
+	text = creds_config("/etc/${CREDENTIALS_DIRECTORY}/x");
+	c = load_ok(text, 0);
+	assert_string_equal(c->bind_password_file,
+	    "/etc/${CREDENTIALS_DIRECTORY}/x");
+	cfg_free(c);
+	free(text);
+	text = creds_config("${CREDENTIAL_DIRECTORY}/bind.secret");
+	EXPECT(text, ":4: 'ldap.bind_password_file': only "
+	    "${CREDENTIALS_DIRECTORY} is expanded");
+	free(text);
+	text = creds_config("%d/");
+	EXPECT(text, ":4: 'ldap.bind_password_file' names the credentials "
+	    "directory but no file in it");
+	free(text);
+
+	/* Not started by systemd: the variable is missing, or relative. */
+	text = creds_config("${CREDENTIALS_DIRECTORY}/bind.secret");
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	EXPECT(text, ":4: 'ldap.bind_password_file' names the credentials "
+	    "directory, but CREDENTIALS_DIRECTORY is not set "
+	    "(LoadCredential= in the systemd unit sets it)");
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "creds", 1), 0);
+	EXPECT(text, ":4: 'ldap.bind_password_file' names the credentials "
+	    "directory, but CREDENTIALS_DIRECTORY is not an absolute path "
+	    "(LoadCredential= in the systemd unit sets it)");
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	free(text);
+
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(p);
+	free(dir);
+}
+
 static void
 test_errors_limit(void **state)
 {
@@ -1021,6 +1146,7 @@ main(void)
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_cannot_open),
 		cmocka_unit_test(test_secret),
+		cmocka_unit_test(test_credentials_directory),
 		cmocka_unit_test(test_errors_limit),
 	};
 
