@@ -877,15 +877,95 @@ user_contains(const char *hay, const char *needle, size_t nlen)
 	return false;
 }
 
+/*
+ * A page is written as JSON text directly, not as a cJSON tree: a page of
+ * 1,000 accounts as 6,000 cJSON nodes took ~1.5 ms of the loop to build,
+ * print and free, written out it takes ~0.1 ms (tests/bench: ping latency
+ * while another client pages through 100,000 accounts).
+ */
+struct user_jbuf {
+	char		*s;
+	size_t		 len, cap;
+	bool		 oom;
+};
+
+static void
+user_jbuf_add(struct user_jbuf *b, const char *p, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t	 ncap = b->cap ? b->cap : 4096;
+		char	*ns;
+
+		while (b->len + n + 1 > ncap)
+			ncap *= 2;
+		if ((ns = realloc(b->s, ncap)) == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->s = ns;
+		b->cap = ncap;
+	}
+	memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* s as a JSON string literal: quotes, backslashes and control characters
+ * escaped, UTF-8 (already valid in the directory) as it is. */
+static void
+user_jbuf_str(struct user_jbuf *b, const char *s)
+{
+	const char	*run = s;
+
+	user_jbuf_add(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char	 c = (unsigned char)*s;
+		char		 esc[8];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		user_jbuf_add(b, run, (size_t)(s - run));
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			user_jbuf_add(b, esc, 2);
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			user_jbuf_add(b, esc, 6);
+		}
+		run = s + 1;
+	}
+	user_jbuf_add(b, run, (size_t)(s - run));
+	user_jbuf_add(b, "\"", 1);
+}
+
+/* The same object account_json() makes, as text. */
+static void
+user_jbuf_account(struct user_jbuf *b, const struct account *a)
+{
+	user_jbuf_add(b, "{\"username\":", 12);
+	user_jbuf_str(b, a->username);
+	user_jbuf_add(b, ",\"full_name\":", 13);
+	user_jbuf_str(b, a->full_name);
+	user_jbuf_add(b, ",\"email\":", 9);
+	user_jbuf_str(b, a->email);
+	user_jbuf_add(b, ",\"status\":", 10);
+	user_jbuf_str(b, acct_status_name(a->status));
+	user_jbuf_add(b, ",\"role\":", 8);
+	user_jbuf_str(b, role_name(a->role));
+	user_jbuf_add(b, "}", 1);
+}
+
 struct user_list_walk {
 	enum acct_status status;	/* ST_NONE: any */
 	const char	*search;	/* NULL: any */
 	size_t		 search_len;
 	long long	 limit;
 	long long	 n;
-	cJSON		*users;
+	struct user_jbuf users;		/* the JSON array, being written */
 	bool		 more;		/* a match beyond the page exists */
-	bool		 oom;
 	char		 last[USERNAME_MAX + 1];
 };
 
@@ -895,7 +975,6 @@ static bool
 user_list_visit(const struct account *a, void *arg)
 {
 	struct user_list_walk	*w = arg;
-	cJSON			*o;
 
 	if (w->status != ST_NONE && a->status != w->status)
 		return true;
@@ -908,14 +987,12 @@ user_list_visit(const struct account *a, void *arg)
 		w->more = true;
 		return false;
 	}
-	if ((o = account_json(a)) == NULL) {
-		w->oom = true;
-		return false;
-	}
-	cJSON_AddItemToArray(w->users, o);
+	if (w->n > 0)
+		user_jbuf_add(&w->users, ",", 1);
+	user_jbuf_account(&w->users, a);
 	snprintf(w->last, sizeof(w->last), "%s", a->username);
 	w->n++;
-	return true;
+	return !w->users.oom;
 }
 
 /*
@@ -932,7 +1009,7 @@ user_list(struct req *r)
 	char			 after[USERNAME_MAX + 1];
 	char			 next[CURSOR_B64_MAX + 1];
 	uint64_t		 filter;
-	cJSON			*res;
+	cJSON			*res = NULL;
 
 	memset(&w, 0, sizeof(w));
 	w.status = ST_NONE;
@@ -968,12 +1045,15 @@ user_list(struct req *r)
 		req_reply_error(r, e.code, e.reason, e.msg, NULL);
 		return;
 	}
-	if ((res = cJSON_CreateObject()) == NULL ||
-	    (w.users = cJSON_AddArrayToObject(res, "users")) == NULL)
-		goto oom;
+	user_jbuf_add(&w.users, "[", 1);
 	view_walk(cursor != NULL ? after : NULL, user_list_visit, &w);
-	if (w.oom)
+	user_jbuf_add(&w.users, "]", 1);
+	if (w.users.oom || (res = cJSON_CreateObject()) == NULL)
 		goto oom;
+	if (cJSON_AddRawToObject(res, "users", w.users.s) == NULL)
+		goto oom;
+	free(w.users.s);
+	w.users.s = NULL;
 	if (w.more) {
 		user_cursor_make(w.last, filter, next);
 		cJSON_AddStringToObject(res, "next_cursor", next);
@@ -982,6 +1062,7 @@ user_list(struct req *r)
 	req_reply_result(r, res);
 	return;
 oom:
+	free(w.users.s);
 	cJSON_Delete(res);
 	req_fail_internal(r, "out of memory");
 }

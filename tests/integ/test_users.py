@@ -131,6 +131,21 @@ def test_unicode_names_round_trip(c, slapd):
     assert c.result("user.get", username="yamada")["full_name"] == "山田太郎"
 
 
+def test_list_writes_the_same_json_as_get(c, slapd):
+    """user.list writes its page as text: quotes, backslashes and
+    non-ASCII come out exactly as user.get's object."""
+    create(c, "quoter", full_name='Ann "Q" \\ O\'Neil ∑')
+    # an entry written by another LDAP client, with a tab in its name
+    slapd.ldapadd(slapd.account_ldif("tabby", full_name="Tab\tby"))
+    wait_for(lambda: c.call("user.get", {"username": "tabby"}).get("result"),
+             what="the view to see tabby")
+    page = c.result("user.list", search="quoter")["users"]
+    assert page == [c.result("user.get", username="quoter")]
+    page = c.result("user.list", search="tabby")["users"]
+    assert page == [c.result("user.get", username="tabby")]
+    assert page[0]["full_name"] == "Tab\tby"
+
+
 def test_create_already_exists_in_any_case(c, slapd):
     create(c, "bob")
     before = slapd.count_people()
