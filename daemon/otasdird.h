@@ -326,6 +326,10 @@ struct req {
 
 void	method_dispatch(struct conn *, const char *line, size_t len);
 const struct method *method_table(size_t *n);
+/* Check params (an object) against m's params (pure); 0, or -1 with
+ * *field and msg saying what is wrong. */
+int	params_check(const struct method *m, const cJSON *params,
+	    const char **field, char *msg, size_t msglen) WUR;
 void	req_reply_result(struct req *, cJSON *result);
 void	req_reply_error(struct req *, int code, const char *reason,
 	    const char *message, cJSON *data);
@@ -576,6 +580,8 @@ void	seat_release(unsigned n, uint64_t deadline_ms, seat_done_fn *,
 	    void *arg);
 /* Settle a hold (fire and forget; failures heal by reconciliation). */
 void	seat_settle(struct seat_hold *, unsigned done);
+/* Give back seats held in advance (shutdown). */
+void	seat_flush(void);
 /* The numbers for a seat_limit_reached reply: data.seats, data.used. */
 cJSON	*seat_limit_data(void);
 long	seat_used(void);		/* best current count, -1 unknown */

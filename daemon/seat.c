@@ -42,11 +42,35 @@
 
 #define SEAT_STALE_S	120	/* pending values older than this are
 				 * abandoned (their daemon died) */
+#define SEAT_LEASE_MAX	16	/* seats in one lease */
+#define SEAT_LINGER_MS	20	/* an idle lease is closed after this */
+#define SEAT_RETRY_MS	100	/* a refused reservation tries again after
+				 * this when another change was pending */
+
+struct lease;
 
 struct seat_hold {
 	enum { HOLD_RESERVE, HOLD_RELEASE } kind;
 	unsigned	 n;
 	char		 marker[96];
+	struct lease	*lease;		/* one seat handed out of a lease */
+};
+
+/*
+ * A lease: a reservation of k seats that single creates are served from
+ * without a round trip each.  It is counted in the directory like any
+ * reservation (so the invariant of docs/seats.md holds), and it is closed
+ * -- its unused seats given back -- once it is used up, or SEAT_LINGER_MS
+ * after its last seat came back.  k is at most an eighth of the seats the
+ * view sees free, so near the limit every create reserves its own seat,
+ * and no daemon ever holds seats another daemon would need for long.
+ */
+struct lease {
+	struct seat_hold hold;		/* the reservation behind it */
+	unsigned	 free;		/* seats not handed out */
+	unsigned	 out;		/* handed out, not settled */
+	unsigned	 taken;		/* settled as used */
+	bool		 open;		/* may hand out more */
 };
 
 /* A reservation or release on its way to being granted. */
@@ -75,13 +99,22 @@ static struct {
 	LDAP			*enc;		/* encodes controls only */
 	long			 counter;	/* last value seen, -1 none */
 	bool			 reconciling;
-	struct seat_req		*waiters;
+	struct seat_req		*waiters;	/* retry after reconcile */
+	struct seat_req		*retry;		/* retry after a pause */
 	struct event		*timer;
+	struct event		*retry_timer;
 	bool			 started;
+
+	struct lease		*lease;		/* open lease, or NULL */
+	bool			 leasing;	/* a lease is being reserved */
+	struct seat_req		*lease_waiters;	/* served from it */
+	struct event		*linger;
 } S = { .counter = -1 };
 
 static void	seat_reconcile(void);
 static void	seat_send_reserve(struct seat_req *);
+static void	seat_settle_send(const struct seat_hold *, unsigned);
+static void	seat_reserve_one(struct seat_req *);
 
 /* ------------------------------------------------------------------ */
 /* helpers */
@@ -147,7 +180,9 @@ seat_parse_postread(LDAPControl **ctrls)
 	if ((c = ldap_control_find(LDAP_CONTROL_POST_READ, ctrls, NULL)) ==
 	    NULL || (ber = ber_init(&c->ldctl_value)) == NULL)
 		return -1;
-	if (ber_scanf(ber, "{m{" /*}}*/, &dn) == LBER_ERROR)
+	/* SEQUENCE { dn, attributes SEQUENCE OF ... }: ber_first_element
+	 * wants to stand on the SEQUENCE OF itself. */
+	if (ber_scanf(ber, "{m" /*}*/, &dn) == LBER_ERROR)
 		goto out;
 	for (ber_tag_t t = ber_first_element(ber, &len, &last);
 	    t != LBER_DEFAULT; t = ber_next_element(ber, &len, last)) {
@@ -180,8 +215,6 @@ seat_limit_data(void)
 	cJSON	*o = cJSON_CreateObject();
 	long	 used = (long)view_seats_used();
 
-	if (S.counter > used)
-		used = S.counter;
 	if (o != NULL) {
 		cJSON_AddNumberToObject(o, "seats", (double)D.cfg->seats);
 		cJSON_AddNumberToObject(o, "used", (double)used);
@@ -351,6 +384,136 @@ seat_defer(struct seat_req *sr, enum seat_status st)
 		seat_req_finish(sr, st);
 }
 
+/* ------------------------------------------------------------------ */
+/* leases */
+
+/* Seats to lease now: an eighth of what the view sees free, at most
+ * SEAT_LEASE_MAX; below 2 there is no point. */
+static unsigned
+lease_size(void)
+{
+	unsigned	 k = seat_free_by_view() / 8;
+
+	return k > SEAT_LEASE_MAX ? SEAT_LEASE_MAX : k;
+}
+
+/* Hand one seat of l to sr. */
+static void
+lease_take(struct lease *l, struct seat_req *sr)
+{
+	l->free--;
+	l->out++;
+	sr->hold->lease = l;
+	if (S.linger != NULL)
+		evtimer_del(S.linger);
+}
+
+/* Give back what l did not use and forget it (its seats out are all
+ * settled). */
+static void
+lease_close(struct lease *l)
+{
+	if (S.lease == l)
+		S.lease = NULL;
+	seat_settle_send(&l->hold, l->taken);
+	free(l);
+}
+
+/* A seat of l came back: close l when nothing more will come of it. */
+static void
+lease_idle(struct lease *l)
+{
+	struct timeval	 tv = { 0, SEAT_LINGER_MS * 1000 };
+
+	if (l->out > 0)
+		return;
+	if (!l->open || l->free == 0) {
+		lease_close(l);
+		return;
+	}
+	evtimer_add(S.linger, &tv);
+}
+
+static void
+lease_linger(evutil_socket_t fd, short ev, void *arg)
+{
+	struct lease	*l = S.lease;
+
+	if (l != NULL && l->out == 0) {
+		l->open = false;
+		lease_close(l);
+	}
+}
+
+/* The reservation for a new lease is answered: serve the waiters. */
+static void
+lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
+{
+	struct seat_req	*w = S.lease_waiters, *next;
+	struct lease	*l = NULL;
+
+	S.leasing = false;
+	S.lease_waiters = NULL;
+	if (st == SEAT_OK && (l = calloc(1, sizeof(*l))) != NULL) {
+		l->hold = *h;
+		l->free = h->n;
+		l->open = true;
+		if (S.lease != NULL) {
+			S.lease->open = false;
+			if (S.lease->out == 0)
+				lease_close(S.lease);
+		}
+		S.lease = l;
+	} else if (st == SEAT_OK) {
+		/* out of memory: give the seats straight back */
+		seat_settle_send(h, 0);
+	}
+	free(h);
+	for (; w != NULL; w = next) {
+		next = w->next;
+		w->next = NULL;
+		if (l != NULL && l->free > 0) {
+			lease_take(l, w);
+			seat_req_finish(w, SEAT_OK);
+		} else if (l != NULL)
+			seat_reserve_one(w);	/* the next lease */
+		else
+			seat_send_reserve(w);	/* one by one, exactly */
+	}
+	if (l != NULL)
+		lease_idle(l);
+}
+
+/*
+ * Reserve one seat for sr (n == 1: from a new lease when there is room
+ * for one, joining the lease being reserved if there is one) or sr's n
+ * seats on their own.
+ */
+static void
+seat_reserve_one(struct seat_req *sr)
+{
+	struct seat_req	*lr;
+	unsigned	 k = S.leasing ? 0 : lease_size();
+
+	if (sr->hold->n != 1 || (!S.leasing && k < 2)) {
+		seat_send_reserve(sr);
+		return;
+	}
+	sr->next = S.lease_waiters;
+	S.lease_waiters = sr;
+	if (S.leasing)
+		return;
+	if ((lr = seat_req_new(HOLD_RESERVE, k, sr->deadline_ms,
+	    lease_granted, NULL)) == NULL) {
+		S.lease_waiters = NULL;
+		seat_send_reserve(sr);
+		return;
+	}
+	S.leasing = true;
+	lr->retried = true;	/* a refused lease falls back at once */
+	seat_send_reserve(lr);
+}
+
 void
 seat_reserve(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
 {
@@ -373,7 +536,13 @@ seat_reserve(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
 		seat_defer(sr, SEAT_FULL);
 		return;
 	}
-	seat_send_reserve(sr);
+	if (n == 1 && S.lease != NULL && S.lease->open &&
+	    S.lease->free > 0) {
+		lease_take(S.lease, sr);
+		seat_defer(sr, SEAT_OK);
+		return;
+	}
+	seat_reserve_one(sr);
 }
 
 static void
@@ -456,8 +625,9 @@ seat_settle_done(struct ldc_res *res, void *arg)
 	free(marker);
 }
 
-void
-seat_settle(struct seat_hold *h, unsigned done)
+/* Send the modify that settles h with done of its seats used. */
+static void
+seat_settle_send(const struct seat_hold *h, unsigned done)
 {
 	struct ldapmods	 m = { 0 };
 	struct ldc_call	 call = {
@@ -468,8 +638,6 @@ seat_settle(struct seat_hold *h, unsigned done)
 	long		 delta;
 	char		 n[24];
 
-	if (h == NULL)
-		return;
 	if (done > h->n)
 		done = h->n;
 	delta = h->kind == HOLD_RESERVE ? -(long)(h->n - done) : -(long)done;
@@ -492,7 +660,39 @@ seat_settle(struct seat_hold *h, unsigned done)
 	}
 out:
 	ldapmods_free(&m);
+}
+
+void
+seat_settle(struct seat_hold *h, unsigned done)
+{
+	struct lease	*l;
+
+	if (h == NULL)
+		return;
+	if ((l = h->lease) != NULL) {
+		/* A leased seat: taken, or back into the lease. */
+		l->out--;
+		if (done > 0)
+			l->taken++;
+		else if (l->open)
+			l->free++;
+		free(h);
+		lease_idle(l);
+		return;
+	}
+	seat_settle_send(h, done);
 	free(h);
+}
+
+/* Close an idle lease now (shutdown): its unused seats go back. */
+void
+seat_flush(void)
+{
+	if (S.lease != NULL && S.lease->out == 0) {
+		S.lease->open = false;
+		lease_close(S.lease);
+	} else if (S.lease != NULL)
+		S.lease->open = false;	/* closes when its seats come back */
 }
 
 /* ------------------------------------------------------------------ */
@@ -507,16 +707,12 @@ recon_free(struct recon *rc)
 	free(rc);
 }
 
-/* The reconciliation ended: let waiting reservations try again. */
+/* Send the reservations / releases in list w again. */
 static void
-recon_end(struct recon *rc)
+seat_retry_list(struct seat_req *w)
 {
-	struct seat_req	*w = S.waiters, *next;
+	struct seat_req	*next;
 
-	if (rc != NULL)
-		recon_free(rc);
-	S.reconciling = false;
-	S.waiters = NULL;
 	for (; w != NULL; w = next) {
 		next = w->next;
 		w->next = NULL;
@@ -529,6 +725,43 @@ recon_end(struct recon *rc)
 		} else
 			seat_send_release(w);
 	}
+}
+
+static void
+seat_retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct seat_req	*w = S.retry;
+
+	S.retry = NULL;
+	seat_retry_list(w);
+}
+
+/*
+ * The reconciliation ended: let waiting reservations try again -- after a
+ * pause if it found another change pending (a lease of another daemon,
+ * say, which gives back its unused seats within milliseconds).
+ */
+static void
+recon_end(struct recon *rc)
+{
+	struct seat_req	*w = S.waiters, *last;
+	bool		 pause = rc != NULL && rc->pending && rc->nstale == 0;
+
+	if (rc != NULL)
+		recon_free(rc);
+	S.reconciling = false;
+	S.waiters = NULL;
+	if (pause && w != NULL) {
+		struct timeval	 tv = { 0, SEAT_RETRY_MS * 1000 };
+
+		for (last = w; last->next != NULL; last = last->next)
+			;
+		last->next = S.retry;
+		S.retry = w;
+		evtimer_add(S.retry_timer, &tv);
+		return;
+	}
+	seat_retry_list(w);
 }
 
 static void
@@ -812,8 +1045,11 @@ seat_init(void)
 
 	if (ldap_initialize(&S.enc, NULL) != LDAP_SUCCESS)
 		fatalx("seats: cannot create an LDAP handle for encoding");
-	if ((S.timer = evtimer_new(D.base, seat_timer, NULL)) == NULL)
-		fatalx("seats: cannot create the reconciliation timer");
+	if ((S.timer = evtimer_new(D.base, seat_timer, NULL)) == NULL ||
+	    (S.retry_timer = evtimer_new(D.base, seat_retry_cb, NULL)) ==
+	    NULL || (S.linger = evtimer_new(D.base, lease_linger, NULL)) ==
+	    NULL)
+		fatalx("seats: cannot create timers");
 	evtimer_add(S.timer, &tv);
 }
 
@@ -823,6 +1059,12 @@ seat_shutdown(void)
 	if (S.timer != NULL)
 		event_free(S.timer);
 	S.timer = NULL;
+	if (S.retry_timer != NULL)
+		event_free(S.retry_timer);
+	S.retry_timer = NULL;
+	if (S.linger != NULL)
+		event_free(S.linger);
+	S.linger = NULL;
 	if (S.enc != NULL)
 		ldap_unbind_ext(S.enc, NULL, NULL);
 	S.enc = NULL;

@@ -246,3 +246,49 @@ def test_abandoned_reservation_heals(slapd, tmpdir_short):
         c.close()
     finally:
         d.stop()
+
+
+def test_leases_amortise_counter_writes(slapd, tmpdir_short):
+    """With seats to spare, creates are served from leases of several
+    seats (one counter change per lease, not per create); the counter
+    ends exact once the leases close."""
+    used = slapd.count_people()
+    d = make_daemon(slapd, tmpdir_short, seats=used + 1000)
+    d.start()
+    try:
+        with d.client() as c:
+            for i in range(40):
+                assert "result" in create(c, f"lease{i}")
+        log = d.log_text()
+        assert "seats: granted 16" in log
+        grants = log.count("seats: granted ")
+        assert grants <= 10, f"{grants} counter reservations for 40 creates"
+        wait_for(lambda: counter(slapd).first("otasSeatPending") is None,
+                 what="the lease to close")
+        assert int(counter(slapd).first("otasSeatsUsed")) == used + 40
+    finally:
+        d.stop()
+
+
+def test_seats_leased_elsewhere_are_not_lost(slapd, tmpdir_short):
+    """A daemon holding a lease with a spare seat does not make another
+    daemon refuse the last free seat: the refused reservation tries again
+    once the lease is given back."""
+    used = slapd.count_people()
+    d1 = make_daemon(slapd, tmpdir_short / "a", seats=used + 20)
+    d2 = make_daemon(slapd, tmpdir_short / "b", seats=used + 20,
+                     name="second")
+    d1.start()
+    d2.start()
+    try:
+        with d1.client() as c1, d2.client() as c2:
+            assert "result" in create(c1, "held1")   # leases 2 seats
+            for i in range(19):
+                rep = create(c2, f"other{i}")
+                assert "result" in rep, rep
+            assert slapd.count_people() == used + 20
+            rep = create(c1, "held2")
+            assert rep["error"]["data"]["reason"] == "seat_limit_reached"
+    finally:
+        d1.stop()
+        d2.stop()
