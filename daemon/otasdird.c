@@ -26,8 +26,12 @@
 
 struct daemon	 D;
 
+/* After the grace period, how long replies may take to reach clients. */
+#define SHUTDOWN_FLUSH_MS	1000
+
 static struct event	*ev_term, *ev_int, *ev_hup, *ev_poll;
-static uint64_t		 grace_end_ms;
+static uint64_t		 grace_end_ms, flush_end_ms;
+static bool		 flushing;	/* shutdown: past the grace period */
 
 static void
 usage(FILE *f)
@@ -98,6 +102,10 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 		for (size_t i = 0; i < errs.n; i++)
 			log_warnx("reload: %s", errs.v[i]);
 		cfg_errors_free(&errs);
+		/* logrotate's SIGHUP must let go of the renamed audit file
+		 * even when the config has just been broken. */
+		if (audit_open() != 0)
+			log_warnx("reload: cannot re-open the audit log");
 		(void)sd_notify("READY=1");
 		return;
 	}
@@ -116,20 +124,62 @@ on_hup(evutil_socket_t sig, short ev, void *arg)
 /* ------------------------------------------------------------------ */
 /* shutdown */
 
+/*
+ * Close every directory connection: each operation still in flight fails
+ * (LDC_ERR_DOWN), so each request waiting on one is answered, timeout
+ * (outcome unknown) if it had been sent, unavailable if not.  Owners go
+ * before what they use: the bind pool and the service connection first,
+ * while the view and the seat counter their callbacks reach for are still
+ * there.  Safe to call twice.
+ */
+static void
+shutdown_directory(void)
+{
+	auth_shutdown();
+	dir_shutdown();
+	view_shutdown();
+	seat_shutdown();
+}
+
+/*
+ * The shutdown, polled every 20 ms: wait for the requests in flight until
+ * shutdown.grace_ms has passed; then answer what is left by closing the
+ * directory connections; then give the replies a moment to reach their
+ * clients (connections close themselves once flushed) and leave the loop.
+ */
 static void
 shutdown_poll(evutil_socket_t fd, short ev, void *arg)
 {
 	struct timeval	 tv = { 0, 20 * 1000 };
+	uint64_t	 now = now_ms();
 
-	if (conn_inflight_total() == 0 || now_ms() >= grace_end_ms) {
-		if (conn_inflight_total() > 0)
-			log_warnx("shutdown: %u requests still in flight "
-			    "after %u ms", conn_inflight_total(),
-			    D.cfg->shutdown_grace_ms);
-		event_base_loopbreak(D.base);
+	if (!flushing) {
+		/* Seats held in advance go back; their settles (and those of
+		 * finished requests) are waited for like requests. */
+		seat_flush();
+		if ((conn_inflight_total() > 0 || seat_busy()) &&
+		    now < grace_end_ms) {
+			evtimer_add(ev_poll, &tv);
+			return;
+		}
+		if (conn_inflight_total() > 0) {
+			log_warnx("shutdown: %u requests still in flight after "
+			    "%u ms; ending their directory work",
+			    conn_inflight_total(), D.cfg->shutdown_grace_ms);
+			shutdown_directory();
+		}
+		flushing = true;
+		flush_end_ms = now + SHUTDOWN_FLUSH_MS;
+	}
+	if (conn_count() > 0 && now < flush_end_ms) {
+		evtimer_add(ev_poll, &tv);
 		return;
 	}
-	evtimer_add(ev_poll, &tv);
+	if (conn_inflight_total() > 0 || conn_count() > 0)
+		log_warnx("shutdown: leaving %u requests unanswered, %u "
+		    "connections unflushed", conn_inflight_total(),
+		    conn_count());
+	event_base_loopbreak(D.base);
 }
 
 static void
@@ -144,7 +194,9 @@ on_term(evutil_socket_t sig, short ev, void *arg)
 	log_info("%s: stopping (%u requests in flight)",
 	    sig == SIGINT ? "SIGINT" : "SIGTERM", conn_inflight_total());
 	(void)sd_notify("STOPPING=1");
-	ctl_stop();
+	/* New clients are refused at once (or, under socket activation,
+	 * wait for the next instance) rather than queued unanswered. */
+	ctl_close();
 	conn_shutdown();
 	grace_end_ms = now_ms() + D.cfg->shutdown_grace_ms;
 	shutdown_poll(-1, 0, NULL);
@@ -240,13 +292,25 @@ main(int argc, char **argv)
 
 	event_base_dispatch(D.base);
 
-	/* Whatever is still in flight is answered by the connection
-	 * teardown below (or dropped with its client). */
+	/* Exiting: a further SIGTERM (a supervisor's or an impatient
+	 * operator's) must not turn exit status 0 into death by signal once
+	 * the handlers below are gone (the sanitizers' exit-time checks
+	 * take long enough for that to happen).  Blocked, it stays pending
+	 * and dies with the process. */
+	{
+		sigset_t	 set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGHUP);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
+
+	/* After a second signal, whatever is still in flight fails here
+	 * and its client is closed without an answer. */
 	ctl_close();
-	auth_shutdown();
-	seat_shutdown();
-	view_shutdown();
-	dir_shutdown();
+	shutdown_directory();
 	conn_close_all();
 	audit_close();
 	event_free(ev_term);

@@ -582,6 +582,7 @@ void	seat_release(unsigned n, uint64_t deadline_ms, seat_done_fn *,
 void	seat_settle(struct seat_hold *, unsigned done);
 /* Give back seats held in advance (shutdown). */
 void	seat_flush(void);
+bool	seat_busy(void);	/* a lease or a settle is under way */
 /* The numbers for a seat_limit_reached reply: data.seats, data.used. */
 cJSON	*seat_limit_data(void);
 long	seat_used(void);		/* best current count, -1 unknown */

@@ -105,6 +105,7 @@ static struct {
 	struct event		*retry_timer;
 	bool			 started;
 
+	unsigned		 settling;	/* settles in flight */
 	struct lease		*lease;		/* open lease, or NULL */
 	bool			 leasing;	/* a lease is being reserved */
 	struct seat_req		*lease_waiters;	/* served from it */
@@ -618,6 +619,7 @@ seat_settle_done(struct ldc_res *res, void *arg)
 {
 	char	*marker = arg;
 
+	S.settling--;
 	if (res->rc != LDAP_SUCCESS)
 		log_warnx("seats: settling \"%s\" failed (%s); the next "
 		    "reconciliation will repair the counter", marker,
@@ -657,7 +659,8 @@ seat_settle_send(const struct seat_hold *h, unsigned done)
 	    NULL) {
 		free(call.arg);
 		log_warnx("seats: cannot settle a hold; reconciliation will");
-	}
+	} else
+		S.settling++;
 out:
 	ldapmods_free(&m);
 }
@@ -682,6 +685,13 @@ seat_settle(struct seat_hold *h, unsigned done)
 	}
 	seat_settle_send(h, done);
 	free(h);
+}
+
+/* Seat work still under way: an open lease, or settles in flight. */
+bool
+seat_busy(void)
+{
+	return S.lease != NULL || S.leasing || S.settling > 0;
 }
 
 /* Close an idle lease now (shutdown): its unused seats go back. */

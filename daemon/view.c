@@ -29,16 +29,24 @@
 
 #include "otasdird.h"
 
+/*
+ * One entry.  The record and its strings are one allocation (at 100,000
+ * accounts, separate strings cost ~100 bytes each in malloc headers and
+ * rounding): buf holds the key, then for accounts the username, the full
+ * name and the email.  For an account the key is "uid=" and the
+ * lower-cased username, so lname points into it.
+ */
 struct vrec {
-	struct account	 a;
-	char		*key;		/* lower-cased first RDN */
-	char		*lname;		/* lower-cased username (accounts) */
-	unsigned char	 uuid[16];
-	bool		 has_uuid;
-	bool		 is_account;
-	unsigned	 gen;
+	struct account	 a;		/* strings in buf */
+	const char	*key;		/* lower-cased first RDN */
+	const char	*lname;		/* key + 4 (accounts) */
 	struct vrec	*knext;		/* chain by key */
 	struct vrec	*unext;		/* chain by uuid */
+	unsigned	 gen;
+	bool		 has_uuid;
+	bool		 is_account;
+	unsigned char	 uuid[16];
+	char		 buf[];
 };
 
 enum view_mode {
@@ -56,6 +64,8 @@ static struct {
 	unsigned	 gen;
 	uint64_t	 load_start_ms;
 	struct event	*timer;		/* next poll / retry */
+	struct event	*probe_timer;	/* liveness of the sync connection */
+	struct ldc_op	*probe;		/* the probe in flight */
 	uint64_t	 seed;
 
 	struct vrec	**kbuckets;	/* by key */
@@ -325,11 +335,6 @@ view_count(const struct vrec *r, int sign)
 static void
 view_rec_free(struct vrec *r)
 {
-	free(r->a.username);
-	free(r->a.full_name);
-	free(r->a.email);
-	free(r->key);
-	free(r->lname);
 	free(r);
 }
 
@@ -373,29 +378,61 @@ view_upsert(struct vrec *n)
 	view_count(n, 1);
 }
 
+/*
+ * A record with key (already lower-cased) and, for an account, a copy of
+ * a's fields; NULL if out of memory.
+ */
+static struct vrec *
+view_rec_make(const char *key, const struct account *a)
+{
+	size_t		 klen = strlen(key) + 1, ulen = 0, flen = 0, elen = 0;
+	struct vrec	*r;
+	char		*p;
+
+	if (a != NULL) {
+		ulen = strlen(a->username) + 1;
+		flen = strlen(a->full_name) + 1;
+		elen = strlen(a->email) + 1;
+	}
+	if ((r = calloc(1, sizeof(*r) + klen + ulen + flen + elen)) == NULL)
+		return NULL;
+	p = r->buf;
+	memcpy(p, key, klen);
+	r->key = p;
+	p += klen;
+	if (a != NULL) {
+		r->is_account = true;
+		r->a.status = a->status;
+		r->a.role = a->role;
+		r->a.username = memcpy(p, a->username, ulen);
+		p += ulen;
+		r->a.full_name = memcpy(p, a->full_name, flen);
+		p += flen;
+		r->a.email = memcpy(p, a->email, elen);
+		r->lname = r->key + 4;
+	}
+	r->gen = V.gen;
+	return r;
+}
+
 /* A record for an account as given by a writer (view_put). */
 static struct vrec *
 view_rec_from_account(const struct account *a)
 {
+	struct account	 c = *a;
 	struct vrec	*r;
-	size_t		 klen;
+	char		*key;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if (c.email == NULL)
+		c.email = (char *)(uintptr_t)"";
+	if ((key = malloc(strlen(a->username) + 5)) == NULL)
 		return NULL;
-	r->is_account = true;
-	r->a.status = a->status;
-	r->a.role = a->role;
-	klen = strlen(a->username) + 5;
-	if ((r->a.username = strdup(a->username)) == NULL ||
-	    (r->a.full_name = strdup(a->full_name)) == NULL ||
-	    (r->a.email = strdup(a->email != NULL ? a->email : "")) == NULL ||
-	    (r->lname = lower_dup(a->username)) == NULL ||
-	    (r->key = malloc(klen)) == NULL) {
-		view_rec_free(r);
-		return NULL;
-	}
-	snprintf(r->key, klen, "uid=%s", r->lname);
-	r->gen = V.gen;
+	strcpy(key, "uid=");
+	strcat(key, a->username);
+	for (char *p = key; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	r = view_rec_make(key, &c);
+	free(key);
 	return r;
 }
 
@@ -407,7 +444,10 @@ static struct vrec *
 view_rec_from_entry(LDAP *ld, LDAPMessage *e)
 {
 	struct vrec	 *r = NULL;
-	char		 *dn = NULL, *attr;
+	struct account	  acct;
+	char		 *dn = NULL, *attr, *key = NULL;
+	unsigned char	  uuid[16];
+	bool		  has_uuid = false;
 	LDAPDN		  ldn = NULL;
 	BerElement	 *ber = NULL;
 	bool		  has_aux = false;
@@ -428,18 +468,16 @@ view_rec_from_entry(LDAP *ld, LDAPMessage *e)
 	if (ldap_str2dn(dn, &ldn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS ||
 	    ldn == NULL || ldn[0] == NULL || ldn[0][0] == NULL)
 		goto out;
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		goto out;
 	{
 		LDAPAVA	*ava = ldn[0][0];
 		size_t	 klen = ava->la_attr.bv_len + ava->la_value.bv_len + 2;
 
-		if ((r->key = malloc(klen)) == NULL)
-			goto fail;
-		snprintf(r->key, klen, "%.*s=%.*s", (int)ava->la_attr.bv_len,
+		if ((key = malloc(klen)) == NULL)
+			goto out;
+		snprintf(key, klen, "%.*s=%.*s", (int)ava->la_attr.bv_len,
 		    ava->la_attr.bv_val, (int)ava->la_value.bv_len,
 		    ava->la_value.bv_val);
-		for (char *p = r->key; *p != '\0'; p++)
+		for (char *p = key; *p != '\0'; p++)
 			*p = (char)tolower((unsigned char)*p);
 	}
 
@@ -471,14 +509,14 @@ view_rec_from_entry(LDAP *ld, LDAPMessage *e)
 					v = isdigit(c) ? c - '0' :
 					    tolower(c) - 'a' + 10;
 					if (n % 2 == 0)
-						r->uuid[n / 2] =
+						uuid[n / 2] =
 						    (unsigned char)(v << 4);
 					else
-						r->uuid[n / 2] |=
+						uuid[n / 2] |=
 						    (unsigned char)v;
 					n++;
 				}
-				r->has_uuid = n == 32;
+				has_uuid = n == 32;
 			} else if (strcasecmp(attr, "uid") == 0)
 				slot = &uid;
 			else if (strcasecmp(attr, "cn") == 0)
@@ -501,38 +539,30 @@ view_rec_from_entry(LDAP *ld, LDAPMessage *e)
 	ber_free(ber, 0);
 
 	/* An account: otasAccount, named by uid, with a uid value. */
-	if (has_aux && uid != NULL && strncmp(r->key, "uid=", 4) == 0) {
-		r->is_account = true;
-		r->a.status = status != NULL && strcasecmp(status,
+	if (has_aux && uid != NULL && strncmp(key, "uid=", 4) == 0) {
+		memset(&acct, 0, sizeof(acct));
+		acct.status = status != NULL && strcasecmp(status,
 		    STATUS_ACTIVE) == 0 ? ST_ACTIVE : ST_INACTIVE;
-		r->a.role = role != NULL && strcasecmp(role,
+		acct.role = role != NULL && strcasecmp(role,
 		    ROLE_NAME_SUPERADMIN) == 0 ? ROLE_SUPERADMIN : ROLE_USER;
 		/* The RDN value is the name others use for it. */
 		free(uid);
-		uid = strndup(ldn[0][0]->la_value.bv_val,
-		    ldn[0][0]->la_value.bv_len);
-		r->a.username = uid;
-		uid = NULL;
-		r->a.full_name = dname != NULL ? dname : cn;
-		if (r->a.full_name == dname)
-			dname = NULL;
-		else
-			cn = NULL;
-		r->a.email = mail != NULL ? mail : strdup("");
-		mail = NULL;
-		if (r->a.username == NULL || r->a.email == NULL ||
-		    (r->lname = lower_dup(r->a.username)) == NULL)
-			goto fail;
-		if (r->a.full_name == NULL &&
-		    (r->a.full_name = strdup("")) == NULL)
-			goto fail;
+		if ((uid = strndup(ldn[0][0]->la_value.bv_val,
+		    ldn[0][0]->la_value.bv_len)) == NULL)
+			goto out;
+		acct.username = uid;
+		acct.full_name = dname != NULL ? dname : cn != NULL ? cn :
+		    (char *)(uintptr_t)"";
+		acct.email = mail != NULL ? mail : (char *)(uintptr_t)"";
+		r = view_rec_make(key, &acct);
+	} else
+		r = view_rec_make(key, NULL);
+	if (r != NULL && has_uuid) {
+		memcpy(r->uuid, uuid, 16);
+		r->has_uuid = true;
 	}
-	r->gen = V.gen;
-	goto out;
-fail:
-	view_rec_free(r);
-	r = NULL;
 out:
+	free(key);
 	free(uid);
 	free(cn);
 	free(dname);
@@ -886,6 +916,34 @@ view_timer(evutil_socket_t fd, short ev, void *arg)
 	view_start();
 }
 
+/*
+ * A persistent search says nothing while nothing changes, so a server that
+ * froze, or a network path that died without a reset, would leave the
+ * view following nothing for ever.  Every reconcile_interval_s a tiny read
+ * goes down the same connection with the usual deadline: if it meets its
+ * deadline with nothing heard since it was sent, ldc drops the connection
+ * (ldc_op_timeout) and the view reloads once it is back.
+ */
+static void
+view_probe_done(struct ldc_res *res, void *arg)
+{
+	V.probe = NULL;
+}
+
+static void
+view_probe(evutil_socket_t fd, short ev, void *arg)
+{
+	static const char *const none[] = { "1.1", NULL };
+	struct timeval	 tv = { (time_t)D.cfg->reconcile_interval_s, 0 };
+	struct ldc_call	 call = { .done = view_probe_done };
+
+	if (V.probe == NULL && V.ldc != NULL && ldc_state(V.ldc) == LDC_UP &&
+	    V.mode == VIEW_SYNC && V.op != NULL)
+		V.probe = ldc_search(V.ldc, &call, D.cfg->people_dn,
+		    LDAP_SCOPE_BASE, "(objectClass=*)", none, 0);
+	evtimer_add(V.probe_timer, &tv);
+}
+
 static void
 view_state(enum ldc_state s, void *arg)
 {
@@ -906,8 +964,10 @@ view_init(void)
 		V.seed = (uint64_t)now_ms();
 	V.mode = VIEW_SYNC;
 	if ((V.timer = evtimer_new(D.base, view_timer, NULL)) == NULL ||
+	    (V.probe_timer = evtimer_new(D.base, view_probe, NULL)) == NULL ||
 	    (V.ldc = ldc_new(&o)) == NULL)
 		fatalx("view: cannot create the directory connection");
+	view_probe(-1, 0, NULL);
 }
 
 void
@@ -916,6 +976,12 @@ view_shutdown(void)
 	if (V.op != NULL)
 		ldc_cancel(V.op);
 	V.op = NULL;
+	if (V.probe != NULL)
+		ldc_cancel(V.probe);
+	V.probe = NULL;
+	if (V.probe_timer != NULL)
+		event_free(V.probe_timer);
+	V.probe_timer = NULL;
 	dir_scan_cancel(V.scan);
 	V.scan = NULL;
 	ldc_free(V.ldc);
