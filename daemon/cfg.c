@@ -185,7 +185,6 @@ static const struct cfg_key cfg_ldap_keys[] = {
 	    KID_RECONNECT_MAX, NULL },
 	{ "bind_connections", K_UINT, OFF(bind_connections), 1, 64, 0,
 	    KID_NONE, NULL },
-	{ "page_size", K_UINT, OFF(page_size), 10, 10000, 0, KID_NONE, NULL },
 	{ "reconcile_interval_s", K_UINT, OFF(reconcile_interval_s), 1, 86400,
 	    0, KID_NONE, NULL },
 	{ "tls", K_MAP, 0, 0, 0, 0, KID_NONE, cfg_tls_keys },
@@ -1666,7 +1665,6 @@ cfg_defaults(const char *path)
 	c->reconnect_min_ms = 250;
 	c->reconnect_max_ms = 30000;
 	c->bind_connections = 4;
-	c->page_size = 500;
 	c->reconcile_interval_s = 60;
 	c->tls_verify = true;
 	c->seats = 25;

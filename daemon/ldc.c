@@ -11,7 +11,12 @@
  *    operation by msgid (FIELD-NOTES: libldap resumes partial messages);
  *  - a request libldap could not write in full (LDAP_BUSY) is finished
  *    when the socket becomes writable;
- *  - every operation has a deadline timer; a late one is abandoned.
+ *  - every operation has a deadline timer; a late one is abandoned, and
+ *    if the server has sent nothing at all since that operation went
+ *    out, it is taken for dead (frozen, or the network path lost) and
+ *    the connection is dropped, so that the rest fail at once and the
+ *    state says down instead of every later request waiting out its
+ *    deadline.
  *
  * Operations started while the connection is not up are queued and sent
  * once it is, unless their deadline passes first.  When the connection is
@@ -40,6 +45,14 @@
 #include "otasdird.h"
 
 #define LDC_HASH	1024	/* msgid buckets */
+/*
+ * The largest LDAP message accepted from a server.  libldap allocates
+ * whatever length a message announces before reading it, so without a
+ * cap one hostile or broken server could make us allocate 4 GiB per
+ * message.  The largest we expect is a sync info message naming every
+ * entry UUID of a very large OU (16 bytes each).
+ */
+#define LDC_MAX_INCOMING	(64U * 1024 * 1024)
 
 enum op_kind {
 	OP_SEARCH,
@@ -57,6 +70,7 @@ struct ldc_op {
 	int			 msgid;		/* -1 until sent */
 	bool			 sent;		/* reached libldap */
 	bool			 got_msgs;	/* entries delivered */
+	uint64_t		 rx_at_send;	/* ldc's nrx when sent */
 	struct ldc_call		 call;		/* ctrls are ours */
 	struct event		*timer;
 
@@ -92,6 +106,8 @@ struct ldc {
 	struct ldc_ops		 queue;		/* not yet sent */
 	struct ldc_ops		 sent[LDC_HASH];
 	unsigned		 nqueued, nsent;
+	uint64_t		 nrx;		/* messages received, ever */
+	unsigned		 epoch;		/* times it came up */
 };
 
 static struct evdns_base *ldc_dns;
@@ -124,6 +140,8 @@ ldc_set_state(struct ldc *l, enum ldc_state s)
 	log_debug("ldap %s: %s -> %s", l->name, state_names[l->state],
 	    state_names[s]);
 	l->state = s;
+	if (s == LDC_UP)
+		l->epoch++;
 	if (l->opts.on_state != NULL)
 		l->opts.on_state(s, l->opts.state_arg);
 }
@@ -146,6 +164,12 @@ unsigned
 ldc_pending(const struct ldc *l)
 {
 	return l->nqueued + l->nsent;
+}
+
+unsigned
+ldc_epoch(const struct ldc *l)
+{
+	return l->epoch;
 }
 
 /* ------------------------------------------------------------------ */
@@ -210,11 +234,20 @@ ldc_op_fail(struct ldc_op *op, int rc, const char *diag)
 	ldc_op_deliver(op, &res);
 }
 
+/*
+ * op's deadline passed: abandon it and tell its owner.  If op was sent
+ * and not one message has come back on the connection since, the server
+ * has gone silent: drop the connection too (after op's callback, so that
+ * whatever the callback starts fails at once rather than waiting out a
+ * deadline of its own in the queue).
+ */
 static void
 ldc_op_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ldc_op	*op = arg;
 	struct ldc	*l = op->ldc;
+	unsigned	 gen = l->gen;
+	bool		 silent = op->msgid >= 0 && l->nrx == op->rx_at_send;
 
 	if (op->msgid >= 0 && l->ld != NULL)
 		(void)ldap_abandon_ext(l->ld, op->msgid, NULL, NULL);
@@ -230,6 +263,8 @@ ldc_op_timeout(evutil_socket_t fd, short ev, void *arg)
 	ldc_op_unlink(op);
 	ldc_op_fail(op, LDC_ERR_TIMEOUT, "the directory did not answer in "
 	    "time");
+	if (silent && gen == l->gen && l->state == LDC_UP)
+		ldc_fail(l, "the server stopped answering");
 }
 
 /* A new op of kind with the common fields set; queued by the caller. */
@@ -512,6 +547,7 @@ ldc_send(struct ldc *l, struct ldc_op *op)
 	if (rc == LDAP_SUCCESS && msgid >= 0) {
 		op->msgid = msgid;
 		op->sent = true;
+		op->rx_at_send = l->nrx;
 		/* libldap may hold part of it unsent (LDAP_BUSY inside):
 		 * it finishes the write when we poll it while writable. */
 		int	 err = LDAP_SUCCESS;
@@ -626,7 +662,12 @@ ldc_bound(struct ldc *l, LDAPMessage *msg)
 	ldc_pump(l);
 }
 
-/* A final result for op: parse, deliver, free. */
+/*
+ * A final result for op: parse, deliver, free.  A result that cannot be
+ * decoded comes from a server that is broken or no LDAP server at all:
+ * nothing else it says can be trusted, so the connection is dropped, and
+ * op fails with the others that were sent (LDC_ERR_DOWN: outcome unknown).
+ */
 static void
 ldc_result(struct ldc *l, struct ldc_op *op, LDAPMessage *msg)
 {
@@ -637,8 +678,13 @@ ldc_result(struct ldc *l, struct ldc_op *op, LDAPMessage *msg)
 	res.ld = l->ld;
 	res.msg = msg;
 	if (ldap_parse_result(l->ld, msg, &res.rc, &matched, &diag, NULL,
-	    &res.ctrls, 0) != LDAP_SUCCESS)
-		res.rc = LDAP_DECODING_ERROR;
+	    &res.ctrls, 0) != LDAP_SUCCESS) {
+		ldap_memfree(matched);
+		ldap_memfree(diag);
+		ldap_controls_free(res.ctrls);
+		ldc_fail(l, "the server sent an answer that cannot be decoded");
+		return;
+	}
 	if (ldap_msgtype(msg) == LDAP_RES_EXTENDED)
 		(void)ldap_parse_extended_result(l->ld, msg, &res.ext_oid,
 		    &res.ext_data, 0);
@@ -701,6 +747,8 @@ ldc_read(evutil_socket_t fd, short ev, void *arg)
 		    &msg);
 		if (rc == 0)
 			break;
+		if (rc > 0)
+			l->nrx++;
 		if (rc < 0) {
 			int	 err = LDAP_SERVER_DOWN;
 
@@ -718,9 +766,14 @@ ldc_read(evutil_socket_t fd, short ev, void *arg)
 /* ------------------------------------------------------------------ */
 /* connecting */
 
-/* Tear down the handle; fail what was sent; keep what was queued. */
+/*
+ * Tear down the handle and enter state next (LDC_DOWN or LDC_CLOSED);
+ * fail what was sent; keep what was queued.  The state changes before any
+ * owner hears of the loss: what their callbacks start is then queued (or,
+ * once closed, refused) instead of being handed to a handle that is gone.
+ */
 static void
-ldc_teardown(struct ldc *l)
+ldc_teardown(struct ldc *l, enum ldc_state next)
 {
 	struct ldc_ops	 dead;
 	struct ldc_op	*op;
@@ -745,14 +798,16 @@ ldc_teardown(struct ldc *l)
 	l->bind_msgid = -1;
 
 	/* Sent ops: a read that delivered nothing yet may go again; the
-	 * rest fail (a write's outcome is unknown). */
+	 * rest fail (a write's outcome is unknown).  Collected first, so
+	 * that callbacks see consistent queues. */
 	TAILQ_INIT(&dead);
 	for (size_t i = 0; i < LDC_HASH; i++) {
 		while ((op = TAILQ_FIRST(&l->sent[i])) != NULL) {
 			TAILQ_REMOVE(&l->sent[i], op, entry);
 			l->nsent--;
 			op->msgid = -1;
-			if (op->call.retry && !op->got_msgs) {
+			if (op->call.retry && !op->got_msgs &&
+			    next != LDC_CLOSED) {
 				op->sent = false;
 				TAILQ_INSERT_HEAD(&l->queue, op, entry);
 				l->nqueued++;
@@ -760,10 +815,12 @@ ldc_teardown(struct ldc *l)
 				TAILQ_INSERT_TAIL(&dead, op, entry);
 		}
 	}
+	ldc_set_state(l, next);
 	while ((op = TAILQ_FIRST(&dead)) != NULL) {
 		TAILQ_REMOVE(&dead, op, entry);
-		ldc_op_fail(op, LDC_ERR_DOWN, "the directory connection was "
-		    "lost");
+		ldc_op_fail(op, LDC_ERR_DOWN, next == LDC_CLOSED ?
+		    "the daemon is shutting down" :
+		    "the directory connection was lost");
 	}
 }
 
@@ -809,8 +866,7 @@ ldc_fail(struct ldc *l, const char *why)
 	else
 		log_info("ldap %s: cannot use %s: %s", l->name,
 		    D.cfg->ldap_uris.v[l->uri_idx], why);
-	ldc_teardown(l);
-	ldc_set_state(l, LDC_DOWN);
+	ldc_teardown(l, LDC_DOWN);
 	ldc_schedule(l);
 }
 
@@ -869,6 +925,21 @@ ldc_set_tls_opts(LDAP *ld)
 	return ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
 }
 
+/* Refuse messages over LDC_MAX_INCOMING on ld's connection (ldap_init_fd
+ * uses the handle's own Sockbuf).  0 or -1. */
+static int
+ldc_cap_incoming(LDAP *ld)
+{
+	Sockbuf		*sb = NULL;
+	ber_len_t	 max = LDC_MAX_INCOMING;
+
+	if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS ||
+	    sb == NULL)
+		return -1;
+	return ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max) == 1 ?
+	    0 : -1;
+}
+
 /* The socket is connected: make the libldap handle, then bind. */
 static void
 ldc_connected(struct ldc *l)
@@ -886,6 +957,10 @@ ldc_connected(struct ldc *l)
 	    &l->ld);
 	if (rc != LDAP_SUCCESS) {
 		ldc_fail(l, ldap_err2string(rc));
+		return;
+	}
+	if (ldc_cap_incoming(l->ld) != 0) {
+		ldc_fail(l, "cannot limit the size of incoming messages");
 		return;
 	}
 	net.tv_sec = D.cfg->connect_timeout_ms / 1000;
@@ -1117,7 +1192,7 @@ ldc_free(struct ldc *l)
 	if (l == NULL)
 		return;
 	if (l->ev_read != NULL && l->ev_write != NULL && l->ev_timer != NULL)
-		ldc_teardown(l);
+		ldc_teardown(l, LDC_CLOSED);
 	l->state = LDC_CLOSED;
 	while ((op = TAILQ_FIRST(&l->queue)) != NULL) {
 		TAILQ_REMOVE(&l->queue, op, entry);

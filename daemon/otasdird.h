@@ -107,7 +107,6 @@ struct cfg {
 	unsigned	 reconnect_min_ms;	/* default 250 */
 	unsigned	 reconnect_max_ms;	/* default 30000 */
 	unsigned	 bind_connections;	/* for auth.*, default 4 */
-	unsigned	 page_size;		/* paged searches, default 500 */
 	unsigned	 reconcile_interval_s;	/* seat recount, default 60 */
 	char		*tls_ca_file;		/* NULL: system default */
 	bool		 starttls;		/* StartTLS on ldap:// */
@@ -416,6 +415,10 @@ enum ldc_state ldc_state(const struct ldc *);
 const char *ldc_uri(const struct ldc *);	/* current server or NULL */
 const char *ldc_state_name(enum ldc_state);
 unsigned ldc_pending(const struct ldc *);	/* ops queued + in flight */
+/* How many times the connection has come up: what was learnt on one
+ * session (a lease of seats, say) may not hold on the next, which can be
+ * another server. */
+unsigned ldc_epoch(const struct ldc *);
 /* Drop the connection now and reconnect (e.g. after a protocol error). */
 void	ldc_reset(struct ldc *, const char *why);
 

@@ -7,6 +7,7 @@
  * keeps the first of duplicate keys and does not validate UTF-8.  This file
  * closes each of those holes before a handler ever sees a value.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,8 +178,11 @@ rpc_request(const cJSON *req, const char **method, const cJSON **params,
 	}
 	v = cJSON_GetObjectItemCaseSensitive(req, "id");
 	if (v != NULL) {
-		if (!cJSON_IsString(v) && !cJSON_IsNumber(v) &&
-		    !cJSON_IsNull(v)) {
+		/* A number too large for a double (1e400) would come back
+		 * as null: the client could not match the reply. */
+		if ((!cJSON_IsString(v) && !cJSON_IsNumber(v) &&
+		    !cJSON_IsNull(v)) ||
+		    (cJSON_IsNumber(v) && !isfinite(v->valuedouble))) {
 			*msg = "\"id\" must be a string, a number or null";
 			return -1;
 		}

@@ -43,6 +43,9 @@
 #define SEAT_STALE_S	120	/* pending values older than this are
 				 * abandoned (their daemon died) */
 #define SEAT_LEASE_MAX	16	/* seats in one lease */
+#define SEAT_SETTLE_MS	1000	/* after moving to another server: time for
+				 * replication of the old one's last changes
+				 * to land before seats are counted there */
 #define SEAT_LINGER_MS	20	/* an idle lease is closed after this */
 #define SEAT_RETRY_MS	100	/* a refused reservation tries again after
 				 * this when another change was pending */
@@ -71,7 +74,34 @@ struct lease {
 	unsigned	 out;		/* handed out, not settled */
 	unsigned	 taken;		/* settled as used */
 	bool		 open;		/* may hand out more */
+	unsigned	 epoch;		/* ldc_epoch() of the service
+					 * connection it was granted on */
 };
+
+/* Which session of the service connection this is (ldc_epoch). */
+static unsigned
+seat_epoch(void)
+{
+	return dir_service() != NULL ? ldc_epoch(dir_service()) : 0;
+}
+
+/*
+ * May l hand out a seat?  Only on the directory session it was granted
+ * on: after a reconnect -- maybe to another provider, which may not have
+ * the lease's reservation yet -- seats must come from a reservation made
+ * there.
+ */
+static bool
+lease_usable(struct lease *l)
+{
+	if (l == NULL || !l->open)
+		return false;
+	if (l->epoch != seat_epoch()) {
+		l->open = false;
+		return false;
+	}
+	return l->free > 0;
+}
 
 /* A reservation or release on its way to being granted. */
 struct seat_req {
@@ -93,6 +123,11 @@ struct recon {
 	size_t			 nstale;
 	long			 count;		/* fresh count */
 	long			 slice;		/* entries of this slice */
+	bool			 raise_only;	/* values pending: may only
+						 * raise the counter */
+	long			 reserved;	/* seats of pending
+						 * reservations */
+	unsigned		 epoch;		/* session it ran on */
 };
 
 static struct {
@@ -104,6 +139,10 @@ static struct {
 	struct event		*timer;
 	struct event		*retry_timer;
 	bool			 started;
+	unsigned		 session;	/* seat_epoch() checked */
+	bool			 checking;	/* ... and being checked */
+	char			*session_uri;	/* its server */
+	struct event		*settle;	/* SEAT_SETTLE_MS, then check */
 
 	unsigned		 settling;	/* settles in flight */
 	struct lease		*lease;		/* open lease, or NULL */
@@ -243,6 +282,50 @@ seat_req_finish(struct seat_req *sr, enum seat_status st)
 /* ------------------------------------------------------------------ */
 /* reservations */
 
+/*
+ * A new directory session -- perhaps with the other provider of a
+ * replicated pair, which can hold entries that replication brought before
+ * the counter increments that admitted them -- starts with a check of the
+ * counter against a count, which raises it if it is behind.  Until that
+ * check is done, reservations wait for it: returns true if sr now waits.
+ */
+static bool
+seat_session_wait(struct seat_req *sr)
+{
+	if (S.session == seat_epoch() && !S.checking)
+		return false;
+	sr->next = S.waiters;
+	S.waiters = sr;
+	if (S.session != seat_epoch()) {
+		const char	*uri = ldc_uri(dir_service());
+		bool		 moved = S.session_uri != NULL && uri != NULL &&
+		    strcmp(S.session_uri, uri) != 0;
+		struct timeval	 tv = { 0, SEAT_SETTLE_MS * 1000 };
+
+		free(S.session_uri);
+		S.session_uri = uri != NULL ? strdup(uri) : NULL;
+		S.session = seat_epoch();
+		S.checking = true;
+		if (moved) {
+			log_info("seats: now on %s: counting seats there in %d "
+			    "ms, once replication has settled", uri,
+			    SEAT_SETTLE_MS);
+			evtimer_add(S.settle, &tv);
+		} else {
+			log_debug("seats: new directory session: checking the "
+			    "counter before granting seats");
+			seat_reconcile();
+		}
+	}
+	return true;
+}
+
+static void
+seat_settled(evutil_socket_t fd, short ev, void *arg)
+{
+	seat_reconcile();
+}
+
 static void
 seat_reserve_done(struct ldc_res *res, void *arg)
 {
@@ -322,6 +405,14 @@ seat_send_reserve(struct seat_req *sr)
 		seat_req_finish(sr, SEAT_TIMEOUT);
 		return;
 	}
+	/* Never queued while the connection is down: it would go out on
+	 * the next session before that session's counter check. */
+	if (!dir_up()) {
+		seat_req_finish(sr, SEAT_UNAVAILABLE);
+		return;
+	}
+	if (seat_session_wait(sr))
+		return;
 	/* A new marker for each attempt: values must be unique. */
 	seat_marker(sr->hold);
 	snprintf(filter, sizeof(filter), "(otasSeatsUsed<=%ld)",
@@ -459,6 +550,7 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 		l->hold = *h;
 		l->free = h->n;
 		l->open = true;
+		l->epoch = seat_epoch();
 		if (S.lease != NULL) {
 			S.lease->open = false;
 			if (S.lease->out == 0)
@@ -529,6 +621,8 @@ seat_reserve(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
 		seat_defer(sr, SEAT_UNAVAILABLE);
 		return;
 	}
+	if (seat_session_wait(sr))
+		return;
 	/* Entries added by other LDAP clients count at once (the counter
 	 * learns of them at the next reconciliation). */
 	if (seat_free_by_view() < n || (long)n > D.cfg->seats) {
@@ -537,8 +631,7 @@ seat_reserve(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
 		seat_defer(sr, SEAT_FULL);
 		return;
 	}
-	if (n == 1 && S.lease != NULL && S.lease->open &&
-	    S.lease->free > 0) {
+	if (n == 1 && lease_usable(S.lease)) {
 		lease_take(S.lease, sr);
 		seat_defer(sr, SEAT_OK);
 		return;
@@ -677,8 +770,10 @@ seat_settle(struct seat_hold *h, unsigned done)
 		l->out--;
 		if (done > 0)
 			l->taken++;
-		else if (l->open)
+		else if (l->open && l->epoch == seat_epoch())
 			l->free++;
+		else
+			l->open = false;
 		free(h);
 		lease_idle(l);
 		return;
@@ -757,9 +852,19 @@ recon_end(struct recon *rc)
 	struct seat_req	*w = S.waiters, *last;
 	bool		 pause = rc != NULL && rc->pending && rc->nstale == 0;
 
+	/* A check of a new session that ran (in part) on the old one does
+	 * not count: again, waiters still waiting. */
+	bool		 again = rc != NULL && S.checking &&
+	    rc->epoch != S.session;
+
 	if (rc != NULL)
 		recon_free(rc);
 	S.reconciling = false;
+	if (again) {
+		seat_reconcile();
+		return;
+	}
+	S.checking = false;
 	S.waiters = NULL;
 	if (pause && w != NULL) {
 		struct timeval	 tv = { 0, SEAT_RETRY_MS * 1000 };
@@ -780,10 +885,14 @@ recon_set_done(struct ldc_res *res, void *arg)
 	struct recon	*rc = arg;
 
 	if (res->rc == LDAP_SUCCESS) {
+		long	 to = rc->raise_only && rc->exists && rc->counter >= 0 ?
+		    rc->count + rc->reserved : rc->count;
+
 		log_notice("seats: reconciled counter %s from %ld to %ld "
-		    "(count of %s)", D.cfg->counter_dn, rc->counter, rc->count,
-		    D.cfg->people_dn);
-		S.counter = rc->count;
+		    "(%ld entries under %s%s)", D.cfg->counter_dn,
+		    rc->counter, to, rc->count, D.cfg->people_dn,
+		    to != rc->count ? ", plus pending reservations" : "");
+		S.counter = to;
 	} else if (res->rc == LDAP_ALREADY_EXISTS ||
 	    res->rc == LDAP_ASSERTION_FAILED)
 		log_debug("seats: counter changed while counting; next time");
@@ -823,6 +932,22 @@ recon_set(struct recon *rc)
 		if (op != NULL)
 			log_notice("seats: creating counter %s with %ld",
 			    D.cfg->counter_dn, rc->count);
+	} else if (rc->raise_only && rc->counter >= 0) {
+		/* Up to the count plus every pending reservation (whose
+		 * entries may not exist yet: counting them twice is safe,
+		 * missing them is not), unless the counter moved meanwhile. */
+		snprintf(filter, sizeof(filter), "(otasSeatsUsed=%ld)",
+		    rc->counter);
+		snprintf(v, sizeof(v), "%ld",
+		    rc->count + rc->reserved - rc->counter);
+		if ((ctrls[0] = seat_assertion(filter)) != NULL &&
+		    ldapmods_add(&m, LDAP_MOD_INCREMENT, "otasSeatsUsed",
+		    v) == 0) {
+			call.ctrls = ctrls;
+			op = ldc_modify(dir_service(), &call,
+			    D.cfg->counter_dn, m.v);
+		}
+		ldap_control_free(ctrls[0]);
 	} else {
 		if (rc->counter >= 0)
 			snprintf(filter, sizeof(filter),
@@ -876,9 +1001,11 @@ recon_count_done(int status, const char *diag, unsigned searches, void *arg)
 		recon_end(rc);
 		return;
 	}
-	if (rc->exists && rc->counter == rc->count) {
-		log_debug("seats: counter %ld matches the directory",
-		    rc->counter);
+	if (rc->exists && (rc->counter == rc->count ||
+	    (rc->raise_only && rc->counter >= rc->count + rc->reserved))) {
+		log_debug("seats: counter %ld, %ld entries: %s", rc->counter,
+		    rc->count, rc->counter == rc->count ? "matches" :
+		    "changes pending");
 		S.counter = rc->counter;
 		recon_end(rc);
 		return;
@@ -959,13 +1086,18 @@ recon_read_msg(LDAP *ld, LDAPMessage *msg, void *arg)
 		long long	 t = 0;
 		char		*v, **nv;
 
+		char		 kind = '?';
+		unsigned	 n = 0;
+
 		rc->pending = true;
 		if ((v = strndup(vals[i]->bv_val, vals[i]->bv_len)) == NULL)
 			continue;
 		/* "<token> <time> <kind> <n>"; unparseable values are as
 		 * old as can be. */
-		if (sscanf(v, "%*s %lld", &t) != 1)
+		if (sscanf(v, "%*s %lld %c %u", &t, &kind, &n) < 1)
 			t = 0;
+		if (kind == 'r')
+			rc->reserved += n;
 		if (now - (time_t)t < SEAT_STALE_S ||
 		    (nv = realloc(rc->stale, (rc->nstale + 1) *
 		    sizeof(*nv))) == NULL) {
@@ -997,12 +1129,14 @@ recon_read_done(struct ldc_res *res, void *arg)
 		recon_drop_stale(rc);
 		return;
 	}
-	if (rc->pending) {
-		/* Someone is mid-change: their settle will fix the count,
-		 * or the value will go stale. */
-		recon_end(rc);
-		return;
-	}
+	/* Someone is mid-change: their settle will fix the counter, or the
+	 * value will go stale; meanwhile it may only go up.  A counter
+	 * below the count is wrong whatever is pending (a reservation is
+	 * counted before its entry exists, a delete after it is gone), and
+	 * raising it never admits too many.  The check of a new session
+	 * only raises too: replication may still be bringing entries that
+	 * an old session's reservations were for. */
+	rc->raise_only = rc->pending || S.checking;
 	recon_count(rc);
 }
 
@@ -1026,6 +1160,7 @@ seat_reconcile(void)
 		return;
 	}
 	rc->counter = -1;
+	rc->epoch = seat_epoch();
 	call.arg = rc;
 	S.reconciling = true;
 	if (ldc_search(dir_service(), &call, D.cfg->counter_dn,
@@ -1058,6 +1193,7 @@ seat_init(void)
 	if ((S.timer = evtimer_new(D.base, seat_timer, NULL)) == NULL ||
 	    (S.retry_timer = evtimer_new(D.base, seat_retry_cb, NULL)) ==
 	    NULL || (S.linger = evtimer_new(D.base, lease_linger, NULL)) ==
+	    NULL || (S.settle = evtimer_new(D.base, seat_settled, NULL)) ==
 	    NULL)
 		fatalx("seats: cannot create timers");
 	evtimer_add(S.timer, &tv);
@@ -1075,6 +1211,11 @@ seat_shutdown(void)
 	if (S.linger != NULL)
 		event_free(S.linger);
 	S.linger = NULL;
+	if (S.settle != NULL)
+		event_free(S.settle);
+	S.settle = NULL;
+	free(S.session_uri);
+	S.session_uri = NULL;
 	if (S.enc != NULL)
 		ldap_unbind_ext(S.enc, NULL, NULL);
 	S.enc = NULL;

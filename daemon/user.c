@@ -1209,7 +1209,10 @@ user_new_undo(struct user_new *un)
 {
 	struct ldc	*l = dir_service();
 	struct ldc_call	 call = {
-		.deadline_ms = 0,	/* a fresh deadline for the undo */
+		/* A fresh deadline: an undo cut short would leave the
+		 * account without its password, so a create with a password
+		 * may take up to twice ldap.timeout_ms when it has to undo. */
+		.deadline_ms = 0,
 		.done = user_new_undone,
 		.arg = un,
 	};
@@ -1306,7 +1309,10 @@ user_new_undone(struct ldc_res *res, void *arg)
 	bool		 unknown;
 
 	snprintf(what, sizeof(what), "removing %s again", u);
-	if (res->rc == LDAP_SUCCESS || res->rc == LDAP_NO_SUCH_OBJECT) {
+	/* Only a delete that succeeded says the account is gone: after a
+	 * failover, noSuchObject may come from a provider that replication
+	 * has not yet brought the add to. */
+	if (res->rc == LDAP_SUCCESS) {
 		/* All or nothing: nothing.  The client gets the password
 		 * step's error, with the outcome, which is now known. */
 		un->err = un->pwerr;
@@ -1327,7 +1333,8 @@ user_new_undone(struct ldc_res *res, void *arg)
 		un->done(un);
 		return;
 	}
-	unknown = user_ldap_err(un->seq, res, what, &ue) == UO_UNKNOWN;
+	unknown = user_ldap_err(un->seq, res, what, &ue) == UO_UNKNOWN ||
+	    res->rc == LDAP_NO_SUCH_OBJECT;
 	un->maybe = true;
 	log_warnx("req %llu: account %s was added but its password could not "
 	    "be set (%s) and removing it failed: %s",

@@ -10,11 +10,15 @@ socket, and otasctl.
         d.stop()
 
 Under `make check-asan` (OTASDIR_SANITIZED=1) Daemon.stop() also fails the
-test when the daemon's stderr holds a sanitizer report.
+test when the daemon's stderr holds a sanitizer report.  With
+OTASDIR_VALGRIND=1 every daemon runs under valgrind's memcheck (leaks of
+kind definite and indirect count as errors, exit status 99); Daemon.stop()
+then fails the test on that status or on any error valgrind reports.
 """
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,8 +30,20 @@ BUILD = Path(os.environ.get("OTASDIR_BUILD",
 OTASDIRD = BUILD / "otasdird"
 OTASCTL = BUILD / "otasctl"
 SANITIZED = os.environ.get("OTASDIR_SANITIZED") == "1"
-# Sanitized builds are several times slower: scale waits, not asserts.
-SLOW = 4 if SANITIZED else 1
+VALGRIND = os.environ.get("OTASDIR_VALGRIND") == "1"
+# Sanitized builds are several times slower, valgrind more so: scale
+# waits, not asserts.
+SLOW = 8 if VALGRIND else 4 if SANITIZED else 1
+# Exit status of a daemon in which valgrind found errors or leaks.
+VALGRIND_ERROR_EXIT = 99
+VALGRIND_CMD = [
+    "valgrind", "--tool=memcheck", "--leak-check=full",
+    "--show-leak-kinds=definite,indirect",
+    "--errors-for-leak-kinds=definite,indirect",
+    f"--error-exitcode={VALGRIND_ERROR_EXIT}", "--track-fds=no",
+    "--num-callers=30",
+    f"--suppressions={Path(__file__).resolve().parent / 'valgrind.supp'}",
+]
 
 
 class RpcError(Exception):
@@ -52,7 +68,20 @@ class Client:
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(self.path)
+        # A Unix socket whose listen backlog is full refuses a
+        # non-blocking connect with EAGAIN instead of waiting: retry
+        # until the timeout, as a blocking connect would wait.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(self.path)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.sock.close()
+                    raise socket.timeout(f"connect {self.path}: backlog "
+                                         "full") from None
+                time.sleep(0.01)
         self.buf = b""
         self.next_id = 0
         self.stash = {}          # replies read while waiting for another
@@ -178,17 +207,21 @@ class Daemon:
             text = json.dumps(self.settings, indent=2)
         self.cfg_path.write_text(text)
 
-    def start(self, wait=True, directory_up=True, args=(), env=None):
+    def start(self, wait=True, directory_up=True, args=(), env=None,
+              preexec_fn=None):
         """Start otasdird; wait until it answers (and, by default, until
-        the directory connection is up)."""
+        the directory connection is up).  preexec_fn runs in the child
+        before exec (e.g. to lower a resource limit)."""
         self.write_config() if not self.cfg_path.exists() else None
         self.logf = open(self.log_path, "ab")
         e = dict(os.environ)
         if env:
             e.update(env)
-        self.proc = subprocess.Popen(
-            [str(OTASDIRD), "--config", str(self.cfg_path), *args],
-            stdout=self.logf, stderr=self.logf, env=e)
+        cmd = [str(OTASDIRD), "--config", str(self.cfg_path), *args]
+        if VALGRIND:
+            cmd = VALGRIND_CMD + cmd
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf,
+                                     env=e, preexec_fn=preexec_fn)
         if wait:
             self.wait_ready(directory_up=directory_up)
         return self
@@ -278,6 +311,10 @@ class Daemon:
             self.logf.close()
             self.logf = None
         check_sanitizer(self.log_text())
+        if VALGRIND:
+            assert rc != VALGRIND_ERROR_EXIT, (
+                "valgrind found errors or leaks:\n" + valgrind_report(
+                    self.log_text()))
         if expect is not None:
             assert rc == expect, (f"otasdird exited {rc}, expected "
                                   f"{expect}:\n" + self.log_text()[-4000:])
@@ -297,6 +334,26 @@ def check_sanitizer(text):
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "==ERROR"):
         assert marker not in text, "sanitizer report:\n" + text[-8000:]
+    if VALGRIND:
+        for line in text.splitlines():
+            m = re.search(r"ERROR SUMMARY: (\d+) errors", line)
+            assert not m or m.group(1) == "0", (
+                "valgrind found errors:\n" + valgrind_report(text))
+
+
+def valgrind_report(text):
+    """valgrind's own lines ("==pid== ...") of a log, at most 12 kB."""
+    lines = [l for l in text.splitlines() if re.match(r"==\d+==", l)]
+    return "\n".join(lines)[-12000:]
+
+
+def rss_kib(pid):
+    """The resident set size of process pid, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
 
 
 def merge(dst, src):

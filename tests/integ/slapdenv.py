@@ -159,7 +159,8 @@ class Slapd:
 
     def __init__(self, dirpath, form="conf", port=None, syncprov=True,
                  limits=True, hash="SSHA", superadmin="admin",
-                 dbnosync=False, suffix=None):
+                 dbnosync=False, suffix=None, server_id=None, peers=(),
+                 seed_from=None):
         self.dir = Path(dirpath).resolve()
         args = [str(MKSLAPD), "--no-start", "--form", form, "--hash", hash,
                 "--superadmin", superadmin]
@@ -173,6 +174,12 @@ class Slapd:
             args.append("--no-limits")
         if dbnosync:
             args.append("--dbnosync")
+        if server_id is not None:
+            args += ["--server-id", str(server_id)]
+        for peer in peers:
+            args += ["--peer", peer]
+        if seed_from is not None:
+            args += ["--seed-from", str(seed_from)]
         args.append(str(self.dir))
         run = subprocess.run(args, capture_output=True, text=True,
                              timeout=TOOL_TIMEOUT)
@@ -200,6 +207,7 @@ class Slapd:
         self.syncprov = e["SYNCPROV"] == "1"
         self.limits = e["LIMITS"] == "1"
         self.hash = e["HASH"]
+        self.server_id = e.get("SERVER_ID") or None
 
     # -- process control ----------------------------------------------------
 
@@ -438,6 +446,52 @@ def running_slapd(**kwargs):
             s.stop()
         if not os.environ.get("OTASDIR_KEEP"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port():
+    """A loopback TCP port nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def provider_pair(**kwargs):
+    """Two slapd on loopback ports replicating to each other
+    (multi-provider, serverID 1 and 2, syncrepl both ways as the rootdn,
+    syncprov), the second seeded from the first: same secrets, same data.
+    Yields (first, second); both are stopped and removed afterwards."""
+    pa, pb = free_port(), free_port()
+    while pb == pa:
+        pb = free_port()
+    paths = [tempfile.mkdtemp(prefix="otasA", dir="/tmp"),
+             tempfile.mkdtemp(prefix="otasB", dir="/tmp")]
+    nodes = []
+    try:
+        a = Slapd(paths[0], port=pa, server_id=1,
+                  peers=[f"ldap://127.0.0.1:{pb}"], **kwargs)
+        nodes.append(a)
+        b = Slapd(paths[1], port=pb, server_id=2,
+                  peers=[f"ldap://127.0.0.1:{pa}"], seed_from=paths[0],
+                  **kwargs)
+        nodes.append(b)
+        a.start()
+        b.start()
+        yield a, b
+    finally:
+        for n in nodes:
+            n.stop()
+        if not os.environ.get("OTASDIR_KEEP"):
+            for p in paths:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def entry_sid(entry):
+    """The serverID (an int) in an entry's entryCSN: which provider took
+    the write that made it (YYYYmmddHHMMSS.uuuuuuZ#count#sid#mod)."""
+    csn = entry.first("entryCSN")
+    return int(csn.split("#")[2], 16)
 
 
 def _tool_env():

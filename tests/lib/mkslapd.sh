@@ -5,7 +5,19 @@
 #
 #   mkslapd.sh [--form conf|cnconfig] [--port N] [--suffix DN]
 #              [--no-syncprov] [--no-limits] [--hash ARGON2|SSHA]
-#              [--superadmin NAME] [--no-start] [--dbnosync] DIR
+#              [--superadmin NAME] [--no-start] [--dbnosync]
+#              [--server-id N --peer URI... [--seed-from DIR]] DIR
+#
+# Multi-provider replication (--form conf only): --server-id gives this
+# slapd its serverID (1..4095), each --peer URI adds a refreshAndPersist
+# syncrepl consumer of that provider (binding as the rootdn, whose
+# password every node of the set shares) and turns multiprovider on.
+# --seed-from DIR makes this node a copy of the node built in DIR: same
+# secrets and the same data, entryUUIDs and CSNs included (slapcat of
+# DIR, which may be running), so the two start in step.  A pair:
+#   mkslapd.sh --port P1 --server-id 1 --peer ldap://127.0.0.1:P2 A
+#   mkslapd.sh --port P2 --server-id 2 --peer ldap://127.0.0.1:P1 \
+#       --seed-from A B
 #
 # DIR receives everything: slapd.conf or slapd.d/, db/, the ldapi socket,
 # the secrets (root.secret, bind.secret, superadmin.secret; mode 0600, no
@@ -44,7 +56,7 @@ usage() {
 	cat >&2 <<-EOF
 	usage: $prog [--form conf|cnconfig] [--port N] [--suffix DN] [--no-syncprov]
 	       [--no-limits] [--hash ARGON2|SSHA] [--superadmin NAME] [--no-start]
-	       [--dbnosync] DIR
+	       [--dbnosync] [--server-id N --peer URI... [--seed-from DIR]] DIR
 	EOF
 	exit 2
 }
@@ -58,15 +70,18 @@ hash=ARGON2
 superadmin='admin'
 start=1
 dbnosync=0
+server_id=
+peers=
+seed_from=
 dir=
 
 while [ $# -gt 0 ]; do
 	case $1 in
-	--form|--port|--suffix|--hash|--superadmin)
+	--form|--port|--suffix|--hash|--superadmin|--server-id|--peer|--seed-from)
 		[ $# -ge 2 ] || usage
 		opt=$1 val=$2
 		shift 2 ;;
-	--form=*|--port=*|--suffix=*|--hash=*|--superadmin=*)
+	--form=*|--port=*|--suffix=*|--hash=*|--superadmin=*|--server-id=*|--peer=*|--seed-from=*)
 		opt=${1%%=*} val=${1#*=}
 		shift ;;
 	--no-syncprov) syncprov=0; shift; continue ;;
@@ -83,6 +98,9 @@ while [ $# -gt 0 ]; do
 	--suffix) suffix=$val ;;
 	--hash) hash=$val ;;
 	--superadmin) superadmin=$val ;;
+	--server-id) server_id=$val ;;
+	--peer) peers="$peers $val" ;;
+	--seed-from) seed_from=$val ;;
 	esac
 done
 [ -n "$dir" ] || usage
@@ -102,6 +120,27 @@ case $superadmin in
 *) die "--superadmin must start with a letter or digit" ;;
 esac
 case $superadmin in *[!A-Za-z0-9._-]*) die "--superadmin: bad username" ;; esac
+case $server_id in
+'') [ -z "$peers" ] || die "--peer needs --server-id" ;;
+*[!0-9]*) die "--server-id must be a number" ;;
+*)
+	if [ "$server_id" -lt 1 ] || [ "$server_id" -gt 4095 ]; then
+		die "--server-id out of range (1..4095)"
+	fi
+	[ "$form" = conf ] || die "--server-id needs --form conf"
+	[ "$syncprov" = 1 ] || die "--server-id needs syncprov" ;;
+esac
+for p in $peers; do
+	case $p in
+	ldap://*|ldapi://*|ldaps://*) ;;
+	*) die "--peer $p: not an LDAP URI" ;;
+	esac
+	case $p in *[!A-Za-z0-9.:/%_-]*) die "--peer $p: use a plain URI" ;; esac
+done
+if [ -n "$seed_from" ]; then
+	[ -f "$seed_from/env" ] || die "--seed-from $seed_from: no built slapd there"
+	seed_from=$(cd "$seed_from" && pwd -P)
+fi
 
 # The suffix entry (checked before anything is written): dc=x,...
 # becomes a dcObject+organization, o=x,... an organization.  Quotes and
@@ -226,6 +265,13 @@ fi
 
 # --- secrets and hashes ----------------------------------------------------
 
+# A copy of another node shares its secrets (replication binds as the
+# rootdn with them; clients bind to either node with the same ones).
+if [ -n "$seed_from" ]; then
+	for f in root.secret bind.secret superadmin.secret; do
+		(umask 077 && cp "$seed_from/$f" "$dir/$f")
+	done
+fi
 make_secret "$dir/root.secret"
 make_secret "$dir/bind.secret"
 make_secret "$dir/superadmin.secret"	# never overwritten: see make_secret
@@ -241,13 +287,14 @@ mkdir -p "$dir/db"
 
 # --- configuration ---------------------------------------------------------
 
-# The indexes: objectClass for every search, uid for lookups and
-# substring search, cn/mail/displayName for `search`, status and role for
-# license.get and the last-super-admin check, entryUUID/entryCSN for
-# syncprov.
+# The indexes: objectClass for every search, uid for lookups by name,
+# status and role for clients that filter on them, entryUUID/entryCSN for
+# syncprov.  No substring indexes: otasdird answers `search` from its
+# in-memory view, and each of them multiplies the cost of every add at
+# scale (tests/bench/RESULTS.md measured raw adds 5x slower at 100,000
+# entries with uid, cn, mail and displayName `sub`).
 indexes='objectClass eq
-uid eq,sub
-cn,mail,displayName eq,sub
+uid eq
 otasAccountStatus,otasRole eq
 entryUUID eq
 entryCSN eq'
@@ -270,6 +317,7 @@ if [ "$form" = conf ]; then
 		echo
 		echo "pidfile $pidfile"
 		echo "argsfile $dir/slapd.args"
+		[ -n "$server_id" ] && echo "serverID $server_id"
 		echo "loglevel none"
 		echo "modulepath $MODULE_DIR"
 		echo "moduleload back_mdb"
@@ -301,6 +349,19 @@ if [ "$form" = conf ]; then
 		echo "# ---- the site's own rules ----"
 		echo "access $site_acl_1"
 		echo "access $site_acl_2"
+		if [ -n "$peers" ]; then
+			echo
+			echo "# ---- multi-provider replication ----"
+			rid=0
+			for p in $peers; do
+				rid=$((rid + 1))
+				printf 'syncrepl rid=%03d provider=%s type=refreshAndPersist\n' "$rid" "$p"
+				printf '\tbindmethod=simple binddn="%s" credentials=%s\n' "$root_dn" "$(cat "$dir/root.secret")"
+				printf '\tsearchbase="%s" scope=sub schemachecking=off\n' "$suffix"
+				printf '\tretry="1 +" timeout=3 network-timeout=2\n'
+			done
+			echo "multiprovider on"
+		fi
 		if [ "$syncprov" = 1 ]; then
 			echo
 			echo "overlay syncprov"
@@ -308,6 +369,8 @@ if [ "$form" = conf ]; then
 			echo "syncprov-sessionlog 10000"
 		fi
 	} > "$dir/slapd.conf"
+	# It may hold the rootdn's password (syncrepl credentials).
+	chmod 0600 "$dir/slapd.conf"
 else
 	uid=$(id -u) gid=$(id -g)
 	{
@@ -394,6 +457,19 @@ fi
 
 # --- base entries ----------------------------------------------------------
 
+if [ -n "$seed_from" ]; then
+	# The other node's data as it is: same entryUUIDs, entryCSNs and
+	# contextCSN, so that replication starts from a common state.
+	# shellcheck disable=SC1091
+	seed_conf_args=$(. "$seed_from/env" && echo "$SLAPD_CONF_ARGS")
+	# shellcheck disable=SC2086
+	slapcat $seed_conf_args -b "$suffix" -l "$dir/build.ldif" ||
+	    die "slapcat of $seed_from failed"
+	# shellcheck disable=SC2086
+	slapadd -q $conf_args -b "$suffix" -l "$dir/build.ldif" ||
+	    die "slapadd of the data of $seed_from failed"
+	rm -f "$dir/build.ldif"
+else
 {
 	echo "dn: $suffix"
 	if [ "$suffix_attr" = dc ]; then
@@ -440,6 +516,7 @@ wflag=
 slapadd -q $wflag $conf_args -b "$suffix" -l "$dir/build.ldif" ||
     die "slapadd of the base entries failed"
 rm -f "$dir/build.ldif"
+fi
 
 # --- env, start, stop ------------------------------------------------------
 
@@ -449,6 +526,8 @@ urls="$ldapi_uri $ldap_uri"
 	echo "DIR=$(shq "$dir")"
 	echo "FORM=$form"
 	echo "HASH=$hash"
+	echo "SERVER_ID=$server_id"
+	echo "PEERS=$(shq "${peers# }")"
 	echo "SYNCPROV=$syncprov"
 	echo "LIMITS=$limits"
 	echo "SUFFIX=$(shq "$suffix")"

@@ -221,7 +221,6 @@ test_contract_keys_and_defaults(void **state)
 	assert_int_equal(c->reconnect_min_ms, 250);
 	assert_int_equal(c->reconnect_max_ms, 30000);
 	assert_int_equal(c->bind_connections, 4);
-	assert_int_equal(c->page_size, 500);
 	assert_int_equal(c->reconcile_interval_s, 60);
 	assert_null(c->tls_ca_file);
 	assert_false(c->starttls);
@@ -331,7 +330,6 @@ test_every_key(void **state)
 	    "  reconnect_min_ms: 1000\n"
 	    "  reconnect_max_ms: 1000\n"
 	    "  bind_connections: 64\n"
-	    "  page_size: 10\n"
 	    "  reconcile_interval_s: 86400\n"
 	    "  tls: { ca_file: /etc/ssl/ca.pem, starttls: yes, verify: off }\n"
 	    "license: { seats: 10000000 }\n"
@@ -363,7 +361,6 @@ test_every_key(void **state)
 	assert_int_equal(c->reconnect_min_ms, 1000);
 	assert_int_equal(c->reconnect_max_ms, 1000);
 	assert_int_equal(c->bind_connections, 64);
-	assert_int_equal(c->page_size, 10);
 	assert_int_equal(c->reconcile_interval_s, 86400);
 	assert_string_equal(c->tls_ca_file, "/etc/ssl/ca.pem");
 	assert_true(c->starttls);

@@ -164,6 +164,14 @@ test_request_shape(void **state)
 	assert_int_equal(id->valueint, 7);
 	assert_int_equal(req_check("{\"jsonrpc\":\"2.0\",\"id\":1,"
 	    "\"method\":\"a\",\"bogus\":1}", &m, &id), -1);
+	/* an id a double cannot hold would be echoed as null (found by
+	 * fuzz_rpc): refused, and the error carries id null */
+	assert_int_equal(req_check("{\"jsonrpc\":\"2.0\",\"id\":1e400,"
+	    "\"method\":\"a\"}", &m, &id), -1);
+	assert_null(id);
+	assert_int_equal(req_check("{\"jsonrpc\":\"2.0\",\"id\":-31.e500,"
+	    "\"method\":\"a\"}", &m, &id), -1);
+	assert_null(id);
 	cJSON_Delete(last);
 	last = NULL;
 }
