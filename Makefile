@@ -99,10 +99,13 @@ check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 # Integration tests: a real slapd and a real otasdird, driven through the
-# socket and otasctl.  PYTEST_ARGS narrows them (e.g. -k status).
+# socket and otasctl.  INTEG_TESTS picks files, PYTEST_ARGS adds options
+# (e.g. INTEG_TESTS=tests/integ/test_seats.py PYTEST_ARGS="-k status");
+# both apply to check-asan too.
+INTEG_TESTS	?= tests/integ
 check-integ: all
 	OTASDIR_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q \
-	    tests/integ $(PYTEST_ARGS)
+	    $(INTEG_TESTS) $(PYTEST_ARGS)
 
 # The integration suite again against an ASan+UBSan build.
 check-asan:
@@ -112,7 +115,7 @@ check-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	OTASDIR_BUILD=$(abspath build/asan) OTASDIR_SANITIZED=1 \
-	    /usr/bin/python3 -m pytest -q tests/integ $(PYTEST_ARGS)
+	    /usr/bin/python3 -m pytest -q $(INTEG_TESTS) $(PYTEST_ARGS)
 
 # A representative part of the integration suite (the protocol, the
 # daemon, accounts -- create, list, delete --, logins, the directory

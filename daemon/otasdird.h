@@ -583,6 +583,10 @@ void	seat_release(unsigned n, uint64_t deadline_ms, seat_done_fn *,
 	    void *arg);
 /* Settle a hold (fire and forget; failures heal by reconciliation). */
 void	seat_settle(struct seat_hold *, unsigned done);
+/* delta of a reservation's seats became entries (+1 when an add
+ * succeeded; -1 just before such an entry is deleted again).  Only makes
+ * reconciliation more exact; NULL is ignored. */
+void	seat_note_entry(struct seat_hold *, int delta);
 /* Give back seats held in advance (shutdown). */
 void	seat_flush(void);
 bool	seat_busy(void);	/* a lease or a settle is under way */

@@ -33,6 +33,9 @@
  * also refused when the view's count leaves no room, and the next
  * reconciliation brings the counter up to date.
  */
+#include <sys/queue.h>
+
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -49,6 +52,15 @@
 #define SEAT_LINGER_MS	20	/* an idle lease is closed after this */
 #define SEAT_RETRY_MS	100	/* a refused reservation tries again after
 				 * this when another change was pending */
+#define SEAT_TRIES	3	/* a reservation the counter refuses while
+				 * the view sees room: reconciles waited for
+				 * before it is refused */
+#define SEAT_RECENT	64
+#define SEAT_LATER	3	/* an unsure settle that finds no value goes
+				 * again after 1, 2, 4 s (replication may
+				 * still bring the value) */	/* settles remembered for a move */
+#define SEAT_CHECK_TRIES 5	/* a session check whose write met another
+				 * change runs again, this many times */
 
 struct lease;
 
@@ -57,7 +69,35 @@ struct seat_hold {
 	unsigned	 n;
 	char		 marker[96];
 	struct lease	*lease;		/* one seat handed out of a lease */
+	bool		 is_lease;	/* the reservation behind a lease */
+	unsigned	 epoch;		/* session it was granted on */
+	unsigned	 entries;	/* of its seats, now entries */
+	bool		 live;		/* granted, not settled: in S.live */
+	TAILQ_ENTRY(seat_hold) entry;
 };
+TAILQ_HEAD(seat_holds, seat_hold);
+
+/*
+ * A settle: the modify that ends a hold.  It increments the counter by
+ * delta and deletes the hold's pending value in one modify, which slapd
+ * applies only if that value is there -- so a settle is idempotent and
+ * may be sent again (after a lost answer, or to another provider) without
+ * ever counting twice: where the value is missing, nothing changes.
+ */
+struct settle {
+	char		 marker[96];
+	long		 delta;
+	uint64_t	 at_ms;		/* when it succeeded; for one that
+					 * waits in S.later, when it goes */
+	unsigned	 later;		/* times it found no value, if it
+					 * may still come (below) */
+	bool		 unsure;	/* may reach a server before its
+					 * value does */
+	unsigned	 epoch;		/* session its hold was granted on
+					 * (0: never answered) */
+	TAILQ_ENTRY(settle) entry;	/* in S.settles while in flight */
+};
+TAILQ_HEAD(settles, settle);
 
 /*
  * A lease: a reservation of k seats that single creates are served from
@@ -73,6 +113,7 @@ struct lease {
 	unsigned	 free;		/* seats not handed out */
 	unsigned	 out;		/* handed out, not settled */
 	unsigned	 taken;		/* settled as used */
+	unsigned	 out_entries;	/* of out, now entries */
 	bool		 open;		/* may hand out more */
 	unsigned	 epoch;		/* ldc_epoch() of the service
 					 * connection it was granted on */
@@ -103,13 +144,39 @@ lease_usable(struct lease *l)
 	return l->free > 0;
 }
 
+/* Seats of own reservation h that may still become entries: all of a
+ * single reservation until it is settled; of a lease, those not yet
+ * handed out or handed out and not yet settled. */
+static unsigned
+hold_unused(const struct seat_hold *h)
+{
+	const struct lease	*l;
+
+	if (!h->is_lease)
+		return h->n - h->entries;
+	l = (const struct lease *)(const void *)((const char *)h -
+	    offsetof(struct lease, hold));
+	return l->free + l->out - l->out_entries;
+}
+
+void
+seat_note_entry(struct seat_hold *h, int delta)
+{
+	if (h == NULL || h->kind != HOLD_RESERVE ||
+	    (delta < 0 && h->entries == 0) || (delta > 0 && h->entries >= h->n))
+		return;
+	h->entries += delta > 0 ? 1 : -1;
+	if (h->lease != NULL)
+		h->lease->out_entries += delta > 0 ? 1 : -1;
+}
+
 /* A reservation or release on its way to being granted. */
 struct seat_req {
 	struct seat_hold	*hold;
 	uint64_t		 deadline_ms;
 	seat_done_fn		*done;
 	void			*arg;
-	bool			 retried;	/* after a reconcile */
+	unsigned		 tries;		/* reconciles it waited for */
 	enum seat_status	 status;	/* for seat_defer */
 	struct seat_req		*next;		/* waiting for reconcile */
 };
@@ -126,8 +193,9 @@ struct recon {
 	bool			 raise_only;	/* values pending: may only
 						 * raise the counter */
 	long			 reserved;	/* seats of pending
-						 * reservations */
+						 * reservations not yet used */
 	unsigned		 epoch;		/* session it ran on */
+	bool			 refused;	/* its write met a change */
 };
 
 static struct {
@@ -149,11 +217,24 @@ static struct {
 	bool			 leasing;	/* a lease is being reserved */
 	struct seat_req		*lease_waiters;	/* served from it */
 	struct event		*linger;
-} S = { .counter = -1 };
+
+	struct seat_holds	 live;		/* own reservations granted */
+	struct settles		 settles;	/* settles in flight */
+	struct settles		 later;		/* settles waiting to go again */
+	struct event		*later_timer;
+	struct settle		 recent[SEAT_RECENT];	/* ring of settles */
+	unsigned		 nrecent;	/* ever added */
+	unsigned		 check_tries;	/* of this session's check */
+} S = { .counter = -1, .live = TAILQ_HEAD_INITIALIZER(S.live),
+    .settles = TAILQ_HEAD_INITIALIZER(S.settles),
+    .later = TAILQ_HEAD_INITIALIZER(S.later) };
 
 static void	seat_reconcile(void);
 static void	seat_send_reserve(struct seat_req *);
 static void	seat_settle_send(const struct seat_hold *, unsigned);
+static void	seat_settle_again(const struct settle *);
+static void	seat_settles_replay(void);
+static void	seat_settle_later(struct settle *);
 static void	seat_reserve_one(struct seat_req *);
 
 /* ------------------------------------------------------------------ */
@@ -172,6 +253,26 @@ seat_marker(struct seat_hold *h)
 	snprintf(h->marker, sizeof(h->marker), "%s %lld %c %u", hex,
 	    (long long)time(NULL), h->kind == HOLD_RESERVE ? 'r' : 'd',
 	    h->n);
+}
+
+/* Own granted reservations, so that a reconciliation can tell how much
+ * of each pending value is still unused (see recon_read_msg). */
+static void
+hold_live(struct seat_hold *h)
+{
+	if (!h->live && h->kind == HOLD_RESERVE) {
+		TAILQ_INSERT_TAIL(&S.live, h, entry);
+		h->live = true;
+	}
+}
+
+static void
+hold_unlive(struct seat_hold *h)
+{
+	if (h->live) {
+		TAILQ_REMOVE(&S.live, h, entry);
+		h->live = false;
+	}
 }
 
 /* A critical assertion control for filter, or NULL. */
@@ -289,6 +390,31 @@ seat_req_finish(struct seat_req *sr, enum seat_status st)
  * counter against a count, which raises it if it is behind.  Until that
  * check is done, reservations wait for it: returns true if sr now waits.
  */
+static void
+seat_session_begin(void)
+{
+	const char	*uri = ldc_uri(dir_service());
+	bool		 moved = S.session_uri != NULL && uri != NULL &&
+	    strcmp(S.session_uri, uri) != 0;
+	struct timeval	 tv = { 0, SEAT_SETTLE_MS * 1000 };
+
+	free(S.session_uri);
+	S.session_uri = uri != NULL ? strdup(uri) : NULL;
+	S.session = seat_epoch();
+	S.checking = true;
+	S.check_tries = 0;
+	if (moved) {
+		log_info("seats: now on %s: counting seats there in %d ms, "
+		    "once replication has settled", uri, SEAT_SETTLE_MS);
+		seat_settles_replay();
+		evtimer_add(S.settle, &tv);
+	} else {
+		log_debug("seats: new directory session: checking the "
+		    "counter before granting seats");
+		seat_reconcile();
+	}
+}
+
 static bool
 seat_session_wait(struct seat_req *sr)
 {
@@ -296,27 +422,8 @@ seat_session_wait(struct seat_req *sr)
 		return false;
 	sr->next = S.waiters;
 	S.waiters = sr;
-	if (S.session != seat_epoch()) {
-		const char	*uri = ldc_uri(dir_service());
-		bool		 moved = S.session_uri != NULL && uri != NULL &&
-		    strcmp(S.session_uri, uri) != 0;
-		struct timeval	 tv = { 0, SEAT_SETTLE_MS * 1000 };
-
-		free(S.session_uri);
-		S.session_uri = uri != NULL ? strdup(uri) : NULL;
-		S.session = seat_epoch();
-		S.checking = true;
-		if (moved) {
-			log_info("seats: now on %s: counting seats there in %d "
-			    "ms, once replication has settled", uri,
-			    SEAT_SETTLE_MS);
-			evtimer_add(S.settle, &tv);
-		} else {
-			log_debug("seats: new directory session: checking the "
-			    "counter before granting seats");
-			seat_reconcile();
-		}
-	}
+	if (S.session != seat_epoch())
+		seat_session_begin();
 	return true;
 }
 
@@ -339,13 +446,17 @@ seat_reserve_done(struct ldc_res *res, void *arg)
 		log_info("seats: granted %u (counter %ld, %zu entries, "
 		    "limit %ld)", sr->hold->n, S.counter, view_seats_used(),
 		    D.cfg->seats);
+		sr->hold->epoch = seat_epoch();
+		hold_live(sr->hold);
 		seat_req_finish(sr, SEAT_OK);
 		return;
 	case LDAP_ASSERTION_FAILED:
 		/* The counter says full.  If the view sees room, the counter
-		 * may be high after a crash: reconcile, then try once more. */
-		if (!sr->retried && seat_free_by_view() >= sr->hold->n) {
-			sr->retried = true;
+		 * may be high (after a crash or a failover, or raised while
+		 * changes were pending): reconcile, then try again. */
+		if (sr->tries < SEAT_TRIES &&
+		    seat_free_by_view() >= sr->hold->n) {
+			sr->tries++;
 			sr->next = S.waiters;
 			S.waiters = sr;
 			seat_reconcile();
@@ -362,8 +473,8 @@ seat_reserve_done(struct ldc_res *res, void *arg)
 		 * a fresh count, then try once more. */
 		log_warnx("seats: counter %s is missing or damaged; rebuilding "
 		    "it from a count", D.cfg->counter_dn);
-		if (!sr->retried) {
-			sr->retried = true;
+		if (sr->tries == 0) {
+			sr->tries = SEAT_TRIES;
 			sr->next = S.waiters;
 			S.waiters = sr;
 			seat_reconcile();
@@ -372,10 +483,15 @@ seat_reserve_done(struct ldc_res *res, void *arg)
 		seat_req_finish(sr, SEAT_ERROR);
 		return;
 	case LDC_ERR_DOWN:
-		seat_req_finish(sr, res->sent ? SEAT_TIMEOUT :
-		    SEAT_UNAVAILABLE);
-		return;
 	case LDC_ERR_TIMEOUT:
+		/* Sent, answer lost: it may have been applied.  Take it
+		 * back by its pending value, which undoes it where it was
+		 * applied and does nothing where it was not. */
+		if (res->sent) {
+			log_info("seats: the answer to a reservation of %u was "
+			    "lost; taking it back", sr->hold->n);
+			seat_settle_send(sr->hold, 0);
+		}
 		seat_req_finish(sr, res->sent ? SEAT_TIMEOUT :
 		    SEAT_UNAVAILABLE);
 		return;
@@ -507,6 +623,7 @@ lease_close(struct lease *l)
 {
 	if (S.lease == l)
 		S.lease = NULL;
+	hold_unlive(&l->hold);
 	seat_settle_send(&l->hold, l->taken);
 	free(l);
 }
@@ -546,8 +663,12 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 
 	S.leasing = false;
 	S.lease_waiters = NULL;
+	if (st == SEAT_OK)
+		hold_unlive(h);		/* l->hold takes its place */
 	if (st == SEAT_OK && (l = calloc(1, sizeof(*l))) != NULL) {
 		l->hold = *h;
+		l->hold.is_lease = true;
+		hold_live(&l->hold);
 		l->free = h->n;
 		l->open = true;
 		l->epoch = seat_epoch();
@@ -603,7 +724,7 @@ seat_reserve_one(struct seat_req *sr)
 		return;
 	}
 	S.leasing = true;
-	lr->retried = true;	/* a refused lease falls back at once */
+	lr->tries = SEAT_TRIES;	/* a refused lease falls back at once */
 	seat_send_reserve(lr);
 }
 
@@ -645,17 +766,21 @@ seat_release_done(struct ldc_res *res, void *arg)
 	struct seat_req	*sr = arg;
 
 	if (res->rc == LDAP_SUCCESS) {
+		sr->hold->epoch = seat_epoch();
 		seat_req_finish(sr, SEAT_OK);
 		return;
 	}
-	if (res->rc == LDAP_NO_SUCH_OBJECT && !sr->retried) {
-		sr->retried = true;
+	if (res->rc == LDAP_NO_SUCH_OBJECT && sr->tries == 0) {
+		sr->tries = SEAT_TRIES;
 		sr->next = S.waiters;
 		S.waiters = sr;
 		seat_reconcile();
 		return;
 	}
 	if (res->rc == LDC_ERR_DOWN || res->rc == LDC_ERR_TIMEOUT) {
+		/* Its pending value may be there: remove it if so. */
+		if (res->sent)
+			seat_settle_send(sr->hold, 0);
 		seat_req_finish(sr, res->sent ? SEAT_TIMEOUT :
 		    SEAT_UNAVAILABLE);
 		return;
@@ -707,22 +832,96 @@ seat_release(unsigned n, uint64_t deadline_ms, seat_done_fn *done, void *arg)
 	seat_send_release(sr);
 }
 
+/* Age in seconds of the pending value "<token> <time> ...". */
+static long long
+marker_age(const char *marker)
+{
+	long long	 t = 0;
+
+	if (sscanf(marker, "%*s %lld", &t) != 1)
+		return SEAT_STALE_S;
+	return (long long)time(NULL) - t;
+}
+
+static void
+later_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct settle	*st, *next;
+	uint64_t	 now = now_ms();
+	struct timeval	 tv = { 0, 250 * 1000 };
+
+	for (st = TAILQ_FIRST(&S.later); st != NULL; st = next) {
+		next = TAILQ_NEXT(st, entry);
+		if (st->at_ms > now || !dir_up())
+			continue;
+		TAILQ_REMOVE(&S.later, st, entry);
+		seat_settle_again(st);
+		free(st);
+	}
+	if (!TAILQ_EMPTY(&S.later))
+		evtimer_add(S.later_timer, &tv);
+}
+
+/* st (owned) found no value where it may yet come: again in a while. */
+static void
+seat_settle_later(struct settle *st)
+{
+	struct timeval	 tv = { 0, 250 * 1000 };
+
+	st->at_ms = now_ms() + ((uint64_t)SEAT_SETTLE_MS << st->later);
+	st->later++;
+	TAILQ_INSERT_TAIL(&S.later, st, entry);
+	if (!evtimer_pending(S.later_timer, NULL))
+		evtimer_add(S.later_timer, &tv);
+}
+
 static void
 seat_settle_done(struct ldc_res *res, void *arg)
 {
-	char	*marker = arg;
+	struct settle	*st = arg;
 
 	S.settling--;
-	if (res->rc != LDAP_SUCCESS)
+	TAILQ_REMOVE(&S.settles, st, entry);
+	switch (res->rc) {
+	case LDAP_SUCCESS:
+		st->at_ms = now_ms();
+		S.recent[S.nrecent++ % SEAT_RECENT] = *st;
+		break;
+	case LDAP_NO_SUCH_ATTRIBUTE:
+		/* Its value is not there: the change it ends never reached
+		 * this server, or was ended already -- or, on a server that
+		 * replication has not yet brought it to, is still coming. */
+		if ((st->unsure || st->epoch != seat_epoch()) &&
+		    st->later < SEAT_LATER && !D.stopping &&
+		    marker_age(st->marker) < SEAT_STALE_S) {
+			seat_settle_later(st);
+			return;
+		}
+		log_debug("seats: \"%s\" is not pending on %s (%s, %u)",
+		    st->marker, D.cfg->counter_dn, st->unsure ? "unsure" :
+		    "sure", st->later);
+		break;
+	case LDC_ERR_DOWN:
+	case LDC_ERR_TIMEOUT:
+		/* Applied or not, it may go again (struct settle), until its
+		 * value would be stale anyway. */
+		if (!D.stopping && marker_age(st->marker) < SEAT_STALE_S) {
+			st->unsure = true;
+			seat_settle_again(st);
+			break;
+		}
+		/* FALLTHROUGH */
+	default:
 		log_warnx("seats: settling \"%s\" failed (%s); the next "
-		    "reconciliation will repair the counter", marker,
+		    "reconciliation will repair the counter", st->marker,
 		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
-	free(marker);
+	}
+	free(st);
 }
 
-/* Send the modify that settles h with done of its seats used. */
+/* Send the settle st (again). */
 static void
-seat_settle_send(const struct seat_hold *h, unsigned done)
+seat_settle_again(const struct settle *st)
 {
 	struct ldapmods	 m = { 0 };
 	struct ldc_call	 call = {
@@ -730,32 +929,86 @@ seat_settle_send(const struct seat_hold *h, unsigned done)
 		.deadline_ms = now_ms() + 4ULL * D.cfg->op_timeout_ms,
 		.done = seat_settle_done,
 	};
-	long		 delta;
+	struct settle	*copy;
 	char		 n[24];
+
+	snprintf(n, sizeof(n), "%ld", st->delta);
+	if ((copy = malloc(sizeof(*copy))) == NULL ||
+	    (st->delta != 0 && ldapmods_add(&m, LDAP_MOD_INCREMENT,
+	    "otasSeatsUsed", n) != 0) ||
+	    ldapmods_add(&m, LDAP_MOD_DELETE, "otasSeatPending",
+	    st->marker) != 0) {
+		log_warnx("seats: out of memory settling a hold");
+		free(copy);
+		goto out;
+	}
+	*copy = *st;
+	call.arg = copy;
+	if (ldc_modify(dir_service(), &call, D.cfg->counter_dn, m.v) ==
+	    NULL) {
+		free(copy);
+		log_warnx("seats: cannot settle a hold; reconciliation will");
+	} else {
+		TAILQ_INSERT_TAIL(&S.settles, copy, entry);
+		S.settling++;
+	}
+out:
+	ldapmods_free(&m);
+}
+
+/* Send the modify that settles h with done of its seats used. */
+static void
+seat_settle_send(const struct seat_hold *h, unsigned done)
+{
+	struct settle	 st;
 
 	if (done > h->n)
 		done = h->n;
-	delta = h->kind == HOLD_RESERVE ? -(long)(h->n - done) : -(long)done;
-	snprintf(n, sizeof(n), "%ld", delta);
-	if ((delta != 0 && ldapmods_add(&m, LDAP_MOD_INCREMENT,
-	    "otasSeatsUsed", n) != 0) ||
-	    ldapmods_add(&m, LDAP_MOD_DELETE, "otasSeatPending",
-	    h->marker) != 0 || (call.arg = strdup(h->marker)) == NULL) {
-		log_warnx("seats: out of memory settling a hold");
-		goto out;
-	}
+	st.delta = h->kind == HOLD_RESERVE ? -(long)(h->n - done) :
+	    -(long)done;
+	snprintf(st.marker, sizeof(st.marker), "%s", h->marker);
+	st.at_ms = 0;
+	st.later = 0;
+	/* Answered on a session other than the one the hold was granted
+	 * on (maybe on another server), or never answered: its value may
+	 * not have reached that server yet (seat_settle_done). */
+	st.epoch = h->epoch;
+	st.unsure = false;
 	if (h->kind == HOLD_RESERVE)
 		log_info("seats: %u of %u reserved taken", done, h->n);
 	else
 		log_info("seats: %u released", done);
-	if (ldc_modify(dir_service(), &call, D.cfg->counter_dn, m.v) ==
-	    NULL) {
-		free(call.arg);
-		log_warnx("seats: cannot settle a hold; reconciliation will");
-	} else
-		S.settling++;
-out:
-	ldapmods_free(&m);
+	seat_settle_again(&st);
+}
+
+/*
+ * After a move to another server: send again the settles of the last
+ * SEAT_STALE_S seconds.  The old server may have applied them without
+ * replicating them yet; where the new one has their pending values they
+ * end them there, and where it has not they change nothing.
+ */
+static void
+seat_settles_replay(void)
+{
+	unsigned	 n = S.nrecent < SEAT_RECENT ? S.nrecent : SEAT_RECENT;
+	unsigned	 sent = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct settle *st = &S.recent[(S.nrecent - n + i) %
+		    SEAT_RECENT];
+
+		struct settle	 again = *st;
+
+		if (marker_age(st->marker) >= SEAT_STALE_S)
+			continue;
+		again.unsure = true;
+		again.later = 0;
+		seat_settle_again(&again);
+		sent++;
+	}
+	if (sent > 0)
+		log_info("seats: sending %u recent settles again on the new "
+		    "server, in case replication had not carried them", sent);
 }
 
 void
@@ -768,6 +1021,7 @@ seat_settle(struct seat_hold *h, unsigned done)
 	if ((l = h->lease) != NULL) {
 		/* A leased seat: taken, or back into the lease. */
 		l->out--;
+		l->out_entries -= h->entries;
 		if (done > 0)
 			l->taken++;
 		else if (l->open && l->epoch == seat_epoch())
@@ -778,6 +1032,7 @@ seat_settle(struct seat_hold *h, unsigned done)
 		lease_idle(l);
 		return;
 	}
+	hold_unlive(h);
 	seat_settle_send(h, done);
 	free(h);
 }
@@ -855,7 +1110,8 @@ recon_end(struct recon *rc)
 	/* A check of a new session that ran (in part) on the old one does
 	 * not count: again, waiters still waiting. */
 	bool		 again = rc != NULL && S.checking &&
-	    rc->epoch != S.session;
+	    (rc->epoch != S.session || (rc->refused &&
+	    ++S.check_tries < SEAT_CHECK_TRIES));
 
 	if (rc != NULL)
 		recon_free(rc);
@@ -894,8 +1150,10 @@ recon_set_done(struct ldc_res *res, void *arg)
 		    to != rc->count ? ", plus pending reservations" : "");
 		S.counter = to;
 	} else if (res->rc == LDAP_ALREADY_EXISTS ||
-	    res->rc == LDAP_ASSERTION_FAILED)
+	    res->rc == LDAP_ASSERTION_FAILED) {
 		log_debug("seats: counter changed while counting; next time");
+		rc->refused = true;
+	}
 	else
 		log_warnx("seats: updating %s failed: %s", D.cfg->counter_dn,
 		    res->rc < 0 ? res->diag : ldap_err2string(res->rc));
@@ -1066,6 +1324,33 @@ recon_drop_stale(struct recon *rc)
 	ldapmods_free(&m);
 }
 
+/*
+ * Seats of the pending reservation value v (of n seats) that may still
+ * become entries.  Of another daemon's, all n; of an own one, what is not
+ * used yet -- the rest are entries the count sees, and counting them
+ * twice would raise the counter a lease's worth with every round.  (A
+ * single reservation whose entry was just added still counts until its
+ * settle is sent: an over-count of at most the creates in flight.)
+ */
+static long
+recon_unused(const char *v, unsigned n)
+{
+	struct seat_hold	*h;
+	struct settle		*st;
+
+	/* Being settled: no more entries will come of it. */
+	TAILQ_FOREACH(st, &S.settles, entry)
+		if (strcmp(st->marker, v) == 0)
+			return 0;
+	TAILQ_FOREACH(st, &S.later, entry)
+		if (strcmp(st->marker, v) == 0)
+			return 0;
+	TAILQ_FOREACH(h, &S.live, entry)
+		if (strcmp(h->marker, v) == 0)
+			return hold_unused(h);
+	return n;
+}
+
 static void
 recon_read_msg(LDAP *ld, LDAPMessage *msg, void *arg)
 {
@@ -1097,7 +1382,7 @@ recon_read_msg(LDAP *ld, LDAPMessage *msg, void *arg)
 		if (sscanf(v, "%*s %lld %c %u", &t, &kind, &n) < 1)
 			t = 0;
 		if (kind == 'r')
-			rc->reserved += n;
+			rc->reserved += recon_unused(v, n);
 		if (now - (time_t)t < SEAT_STALE_S ||
 		    (nv = realloc(rc->stale, (rc->nstale + 1) *
 		    sizeof(*nv))) == NULL) {
@@ -1173,8 +1458,12 @@ seat_timer(evutil_socket_t fd, short ev, void *arg)
 {
 	struct timeval	 tv = { (time_t)D.cfg->reconcile_interval_s, 0 };
 
-	if (view_ready() && dir_up())
-		seat_reconcile();
+	if (view_ready() && dir_up()) {
+		if (S.session != seat_epoch())
+			seat_session_begin();
+		else
+			seat_reconcile();
+	}
 	if (!S.started && view_ready() && dir_up())
 		S.started = true;
 	/* Until the first round has run, look again soon. */
@@ -1194,6 +1483,7 @@ seat_init(void)
 	    (S.retry_timer = evtimer_new(D.base, seat_retry_cb, NULL)) ==
 	    NULL || (S.linger = evtimer_new(D.base, lease_linger, NULL)) ==
 	    NULL || (S.settle = evtimer_new(D.base, seat_settled, NULL)) ==
+	    NULL || (S.later_timer = evtimer_new(D.base, later_cb, NULL)) ==
 	    NULL)
 		fatalx("seats: cannot create timers");
 	evtimer_add(S.timer, &tv);
@@ -1202,6 +1492,8 @@ seat_init(void)
 void
 seat_shutdown(void)
 {
+	struct settle	*st;
+
 	if (S.timer != NULL)
 		event_free(S.timer);
 	S.timer = NULL;
@@ -1214,6 +1506,13 @@ seat_shutdown(void)
 	if (S.settle != NULL)
 		event_free(S.settle);
 	S.settle = NULL;
+	if (S.later_timer != NULL)
+		event_free(S.later_timer);
+	S.later_timer = NULL;
+	while ((st = TAILQ_FIRST(&S.later)) != NULL) {
+		TAILQ_REMOVE(&S.later, st, entry);
+		free(st);
+	}
 	free(S.session_uri);
 	S.session_uri = NULL;
 	if (S.enc != NULL)

@@ -89,6 +89,7 @@ struct user_new {
 	struct user_err	 err;		/* err.code 0: created */
 	struct user_err	 pwerr;		/* why the password step failed */
 	bool		 maybe;		/* an entry may be left behind */
+	struct seat_hold *seat;		/* the reservation it is made on */
 	void		(*done)(struct user_new *);
 	void		*arg;
 };
@@ -1221,6 +1222,9 @@ user_new_undo(struct user_new *un)
 	log_warnx("req %llu: setting the password of new account %s failed "
 	    "(%s): removing the account again", (unsigned long long)un->seq,
 	    un->acct.username, un->pwerr.msg);
+	/* Before the delete: until it is answered the entry counts as
+	 * maybe there, which over-counts and never under-counts. */
+	seat_note_entry(un->seat, -1);
 	if (l == NULL || ldc_delete(l, &call, un->dn) == NULL) {
 		memset(&res, 0, sizeof(res));
 		res.rc = LDC_ERR_DOWN;
@@ -1267,6 +1271,7 @@ user_new_added(struct ldc_res *res, void *arg)
 		un->done(un);
 		return;
 	}
+	seat_note_entry(un->seat, 1);
 	if (un->password == NULL) {
 		user_new_created(un);
 		return;
@@ -1457,6 +1462,7 @@ user_create_seated(enum seat_status st, struct seat_hold *hold, void *arg)
 
 	if (st == SEAT_OK) {
 		uc->hold = hold;
+		uc->un.seat = hold;
 		user_new_start(&uc->un);
 		return;
 	}
@@ -2206,6 +2212,8 @@ user_import_seated(enum seat_status st, struct seat_hold *hold, void *arg)
 
 	if (st == SEAT_OK) {
 		im->hold = hold;
+		for (size_t i = 0; i < im->n; i++)
+			im->rows[i].seat = hold;
 		user_import_pump(im);
 		return;
 	}

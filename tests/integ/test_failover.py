@@ -23,6 +23,7 @@ from otasenv import SLOW, Daemon, wait_for
 from slapdenv import entry_sid, provider_pair
 
 SEATS = 40
+COUNTER_DN = "cn=otasdir-seats,dc=example,dc=com"
 FAILOVER_BOUND_S = 10
 
 
@@ -192,6 +193,16 @@ def test_failover(pair, tmpdir_short):
                  "fo-pre0" not in people(a), timeout=30, interval=0.2,
                  what="the second's writes to reach the first")
         assert entry_sid(people(a)["fo-back"]) == 2
+    except BaseException:
+        # What CI shows of a failure: the survivor's counter entry and
+        # the daemon's seat and connection lines.
+        for e in b.ldapsearch(COUNTER_DN, "(objectClass=*)",
+                              ["otasSeatsUsed", "otasSeatPending"],
+                              scope="base", check=False):
+            print("counter on the second provider:", dict(e))
+        print("\n".join(l for l in d.log_text().splitlines()
+                        if "seats:" in l or "ldap service:" in l))
+        raise
     finally:
         if not a.running:
             a.start()
