@@ -45,7 +45,7 @@ COMMON_SRCS	:= src/valid.c
 DAEMON_SRCS	:= daemon/clock.c daemon/log.c daemon/cfg.c daemon/rpc.c daemon/esc.c \
 		   daemon/ctl.c daemon/conn.c daemon/method.c daemon/server.c \
 		   daemon/ident.c daemon/ldc.c daemon/dir.c daemon/sd.c \
-		   daemon/view.c daemon/seat.c daemon/user.c daemon/auth.c \
+		   daemon/view.c daemon/seat.c daemon/user.c daemon/cursor.c daemon/auth.c \
 		   daemon/audit.c
 DAEMON_MAIN	:= daemon/otasdird.c
 CTL_SRCS	:= src/otasctl.c
@@ -158,8 +158,7 @@ $(FUZZ_BUILD)/%.o: %.c daemon/otasdird.h src/proto.h src/valid.h
 	@echo "CC (fuzz) $<"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-# An archive, so that each target takes only the objects it needs (and
-# fuzz_cursor, which includes user.c, not user.o).
+# An archive, so that each target takes only the objects it needs.
 $(FUZZ_BUILD)/libotasdird.a: $(FUZZ_OBJS)
 	@rm -f $@
 	@ar rcs $@ $^

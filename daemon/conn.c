@@ -280,6 +280,9 @@ conn_process(struct conn *c)
 			line[--len] = '\0';
 		if (len > 0)
 			method_dispatch(c, line, len);
+		/* The line may hold a password (params are wiped by the
+		 * methods that take one). */
+		explicit_bzero(line, len);
 		free(line);
 	}
 	c->busy = false;

@@ -25,6 +25,15 @@
 #include <ldap.h>
 
 #include "proto.h"
+
+/* Free *evp if set and forget it. */
+static inline void
+event_freep(struct event **evp)
+{
+	if (*evp != NULL)
+		event_free(*evp);
+	*evp = NULL;
+}
 #include "valid.h"
 
 #define WUR		__attribute__((warn_unused_result))
@@ -607,6 +616,24 @@ void	user_update(struct req *);
 void	user_delete(struct req *);
 void	user_set_password(struct req *);
 void	user_import(struct req *);
+
+/* ------------------------------------------------------------------ */
+/* cursor.c: user.list's paging cursors */
+
+#define CURSOR_MAX	(18 + USERNAME_MAX + 8)	/* bytes, decoded */
+#define CURSOR_B64_MAX	((CURSOR_MAX * 4 + 2) / 3)	/* as sent */
+
+/* The keyed hash of a listing's filters, which a cursor is bound to. */
+uint64_t cursor_filter(enum acct_status, const char *search);
+/* The cursor for a page that ended with username (out: CURSOR_B64_MAX + 1
+ * bytes). */
+void	cursor_make(const char *username, uint64_t filter, char *out);
+/* Read cursor s made under filter into after (USERNAME_MAX + 1 bytes);
+ * NULL, or what is wrong with it, for the client. */
+const char *cursor_read(const char *s, uint64_t filter, char *after);
+/* base64url without padding; exported for the fuzz target. */
+void	cursor_b64_encode(const uint8_t *, size_t, char *out);
+int	cursor_b64_decode(const char *, uint8_t *out, size_t cap);
 
 /* ------------------------------------------------------------------ */
 /* auth.c: auth.login, auth.verify, the bind pool, throttling */

@@ -1494,21 +1494,11 @@ seat_shutdown(void)
 {
 	struct settle	*st;
 
-	if (S.timer != NULL)
-		event_free(S.timer);
-	S.timer = NULL;
-	if (S.retry_timer != NULL)
-		event_free(S.retry_timer);
-	S.retry_timer = NULL;
-	if (S.linger != NULL)
-		event_free(S.linger);
-	S.linger = NULL;
-	if (S.settle != NULL)
-		event_free(S.settle);
-	S.settle = NULL;
-	if (S.later_timer != NULL)
-		event_free(S.later_timer);
-	S.later_timer = NULL;
+	event_freep(&S.timer);
+	event_freep(&S.retry_timer);
+	event_freep(&S.linger);
+	event_freep(&S.settle);
+	event_freep(&S.later_timer);
 	while ((st = TAILQ_FIRST(&S.later)) != NULL) {
 		TAILQ_REMOVE(&S.later, st, entry);
 		free(st);

@@ -30,7 +30,6 @@
  * two daemons racing inside that window could still both pass.
  */
 #include <sys/queue.h>
-#include <sys/random.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -585,270 +584,6 @@ user_get(struct req *r)
 /* ------------------------------------------------------------------ */
 /* user.list: paging with an authenticated cursor */
 
-/*
- * A cursor is base64url (no padding) of
- *
- *   version (1) | boot id (8) | filter hash (8) | n (1) | username (n)
- *   | mac (8)
- *
- * where username is the last one on the page it came with, the boot id
- * is a random number drawn when this process first made a cursor, the
- * filter hash is a keyed hash of (status, search), and mac is
- * SipHash-2-4 under a random 128-bit key of this process over everything
- * before it.  So a cursor cannot be forged or changed, is only good for
- * the filters it was made with, and one from before a restart is known
- * as stale.  The next page is the accounts whose username sorts after
- * the one in the cursor (case-insensitive ASCII, the view's order):
- * accounts added or deleted between pages neither shift nor repeat the
- * others.
- */
-#define CURSOR_VERSION	1
-#define CURSOR_HEAD	18		/* version, boot id, filter, n */
-#define CURSOR_MAX	(CURSOR_HEAD + USERNAME_MAX + 8)
-#define CURSOR_B64_MAX	((CURSOR_MAX * 4 + 2) / 3)
-
-static uint8_t	 user_key[16];
-static uint8_t	 user_boot[8];
-static bool	 user_key_set;
-
-/* Draw the key and the boot id once.  getrandom() cannot block once the
- * kernel's pool is initialised, which is long before a daemon serves
- * requests; should it fail anyway, arc4random (libc) takes over. */
-static void
-user_key_init(void)
-{
-	uint8_t	 buf[sizeof(user_key) + sizeof(user_boot)];
-	size_t	 got = 0;
-
-	if (user_key_set)
-		return;
-	while (got < sizeof(buf)) {
-		ssize_t	 n = getrandom(buf + got, sizeof(buf) - got,
-		    GRND_NONBLOCK);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			arc4random_buf(buf, sizeof(buf));
-			break;
-		}
-		got += (size_t)n;
-	}
-	memcpy(user_key, buf, sizeof(user_key));
-	memcpy(user_boot, buf + sizeof(user_key), sizeof(user_boot));
-	explicit_bzero(buf, sizeof(buf));
-	user_key_set = true;
-}
-
-static uint64_t
-user_le64(const uint8_t *p)
-{
-	uint64_t	 v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static void
-user_put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t
-user_rotl(uint64_t x, int b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-static void
-user_sipround(uint64_t v[4])
-{
-	v[0] += v[1]; v[1] = user_rotl(v[1], 13); v[1] ^= v[0];
-	v[0] = user_rotl(v[0], 32);
-	v[2] += v[3]; v[3] = user_rotl(v[3], 16); v[3] ^= v[2];
-	v[0] += v[3]; v[3] = user_rotl(v[3], 21); v[3] ^= v[0];
-	v[2] += v[1]; v[1] = user_rotl(v[1], 17); v[1] ^= v[2];
-	v[2] = user_rotl(v[2], 32);
-}
-
-/* SipHash-2-4 (Aumasson and Bernstein, 2012) of in under key. */
-static uint64_t
-user_siphash(const uint8_t key[16], const uint8_t *in, size_t len)
-{
-	uint64_t	 k0 = user_le64(key), k1 = user_le64(key + 8);
-	uint64_t	 v[4] = {
-		0x736f6d6570736575ULL ^ k0, 0x646f72616e646f6dULL ^ k1,
-		0x6c7967656e657261ULL ^ k0, 0x7465646279746573ULL ^ k1,
-	};
-	uint64_t	 m, b = (uint64_t)len << 56;
-	size_t		 i, end = len - len % 8;
-
-	for (i = 0; i < end; i += 8) {
-		m = user_le64(in + i);
-		v[3] ^= m;
-		user_sipround(v);
-		user_sipround(v);
-		v[0] ^= m;
-	}
-	for (size_t j = 0; j < len % 8; j++)
-		b |= (uint64_t)in[i + j] << (8 * j);
-	v[3] ^= b;
-	user_sipround(v);
-	user_sipround(v);
-	v[0] ^= b;
-	v[2] ^= 0xff;
-	for (int r = 0; r < 4; r++)
-		user_sipround(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-/* The keyed hash of a listing's filters. */
-static uint64_t
-user_filter_hash(enum acct_status status, const char *search)
-{
-	uint8_t	 buf[2 + 257];
-	size_t	 n = 0, slen = search != NULL ? strlen(search) : 0;
-
-	buf[n++] = 'F';			/* domain: filters */
-	buf[n++] = (uint8_t)status;
-	if (slen > sizeof(buf) - n)
-		slen = sizeof(buf) - n;	/* cannot happen: valid_search */
-	if (slen > 0)
-		memcpy(buf + n, search, slen);
-	return user_siphash(user_key, buf, n + slen);
-}
-
-static const char user_b64[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* base64url without padding of in[0..len) into out (room for
- * (len * 4 + 2) / 3 + 1 bytes). */
-static void
-user_b64_encode(const uint8_t *in, size_t len, char *out)
-{
-	size_t	 i, o = 0;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-		    in[i + 2];
-
-		out[o++] = user_b64[v >> 18];
-		out[o++] = user_b64[(v >> 12) & 63];
-		out[o++] = user_b64[(v >> 6) & 63];
-		out[o++] = user_b64[v & 63];
-	}
-	if (len - i == 1) {
-		out[o++] = user_b64[in[i] >> 2];
-		out[o++] = user_b64[(in[i] & 3) << 4];
-	} else if (len - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-
-		out[o++] = user_b64[v >> 10];
-		out[o++] = user_b64[(v >> 4) & 63];
-		out[o++] = user_b64[(v & 15) << 2];
-	}
-	out[o] = '\0';
-}
-
-/* Decode base64url without padding into out (cap bytes).  Returns the
- * length, or -1 if s is not that or does not fit. */
-static int
-user_b64_decode(const char *s, uint8_t *out, size_t cap)
-{
-	uint32_t	 acc = 0;
-	int		 bits = 0;
-	size_t		 n = 0;
-
-	for (; *s != '\0'; s++) {
-		const char	*p = memchr(user_b64, *s, 64);
-
-		if (p == NULL)
-			return -1;
-		acc = (acc << 6) | (uint32_t)(p - user_b64);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n == cap)
-				return -1;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-		acc &= (1u << bits) - 1;
-	}
-	/* Leftover bits must be zero and fewer than a byte: one encoding
-	 * per value. */
-	if (bits >= 6 || acc != 0)
-		return -1;
-	return (int)n;
-}
-
-/* The cursor for a page that ended with username; out has room for
- * CURSOR_B64_MAX + 1 bytes. */
-static void
-user_cursor_make(const char *username, uint64_t filter, char *out)
-{
-	uint8_t	 rec[CURSOR_MAX];
-	size_t	 ulen = strlen(username), n = 0;
-
-	user_key_init();
-	rec[n++] = CURSOR_VERSION;
-	memcpy(rec + n, user_boot, sizeof(user_boot));
-	n += sizeof(user_boot);
-	user_put_le64(rec + n, filter);
-	n += 8;
-	rec[n++] = (uint8_t)ulen;
-	memcpy(rec + n, username, ulen);
-	n += ulen;
-	user_put_le64(rec + n, user_siphash(user_key, rec, n));
-	n += 8;
-	user_b64_encode(rec, n, out);
-}
-
-/*
- * Read a cursor made by user_cursor_make for these filters into after
- * (USERNAME_MAX + 1 bytes).  Returns NULL or what is wrong with it.
- */
-static const char *
-user_cursor_read(const char *s, uint64_t filter, char *after)
-{
-	uint8_t		 rec[CURSOR_MAX];
-	uint8_t		 mac[8], diff = 0;
-	int		 n;
-	size_t		 ulen;
-
-	user_key_init();
-	if (strlen(s) > CURSOR_B64_MAX ||
-	    (n = user_b64_decode(s, rec, sizeof(rec))) < CURSOR_HEAD + 1 + 8)
-		return "is not a cursor of this service; start the listing "
-		    "over without a cursor";
-	if (rec[0] != CURSOR_VERSION ||
-	    memcmp(rec + 1, user_boot, sizeof(user_boot)) != 0)
-		return "is stale (otasdird has restarted since it was issued); "
-		    "start the listing over without a cursor";
-	ulen = rec[CURSOR_HEAD - 1];
-	if ((size_t)n != CURSOR_HEAD + ulen + 8)
-		return "is not valid (altered or not issued by otasdird); "
-		    "start the listing over without a cursor";
-	user_put_le64(mac, user_siphash(user_key, rec, CURSOR_HEAD + ulen));
-	for (size_t i = 0; i < 8; i++)
-		diff |= mac[i] ^ rec[CURSOR_HEAD + ulen + i];
-	if (diff != 0)
-		return "is not valid (altered or not issued by otasdird); "
-		    "start the listing over without a cursor";
-	if (user_le64(rec + 9) != filter)
-		return "belongs to a listing with other status or search "
-		    "filters; pass the same filters or start over without a "
-		    "cursor";
-	/* Ours, so valid; checked all the same before it is used. */
-	if (valid_username((const char *)rec + CURSOR_HEAD, ulen) != NULL)
-		return "is not valid; start the listing over without a cursor";
-	memcpy(after, rec + CURSOR_HEAD, ulen);
-	after[ulen] = '\0';
-	return NULL;
-}
-
 static unsigned char
 user_lower(unsigned char c)
 {
@@ -1035,10 +770,9 @@ user_list(struct req *r)
 		req_fail_param(r, "limit", "must be 1-1000");
 		return;
 	}
-	user_key_init();
-	filter = user_filter_hash(w.status, w.search);
+	filter = cursor_filter(w.status, w.search);
 	if ((cursor = req_str(r, "cursor")) != NULL &&
-	    (msg = user_cursor_read(cursor, filter, after)) != NULL) {
+	    (msg = cursor_read(cursor, filter, after)) != NULL) {
 		req_fail_param(r, "cursor", msg);
 		return;
 	}
@@ -1056,7 +790,7 @@ user_list(struct req *r)
 	free(w.users.s);
 	w.users.s = NULL;
 	if (w.more) {
-		user_cursor_make(w.last, filter, next);
+		cursor_make(w.last, filter, next);
 		cJSON_AddStringToObject(res, "next_cursor", next);
 	} else
 		cJSON_AddNullToObject(res, "next_cursor");
@@ -1453,12 +1187,27 @@ user_create_done(struct user_new *un)
 	user_create_free(uc);
 }
 
+/* A reservation of need seats for target (NULL: a batch) was not
+ * granted: reply why. */
+static void
+user_seat_refused(struct req *r, const char *target, unsigned need,
+    enum seat_status st)
+{
+	struct user_err	 e;
+
+	if (st == SEAT_FULL) {
+		user_seat_full(r, target, need);
+		return;
+	}
+	user_seat_err(st, &e, "nothing was created");
+	user_fail(r, target, &e, NULL, NULL);
+}
+
 /* The seat reservation was answered: create, or refuse. */
 static void
 user_create_seated(enum seat_status st, struct seat_hold *hold, void *arg)
 {
 	struct user_create	*uc = arg;
-	struct user_err		 e;
 
 	if (st == SEAT_OK) {
 		uc->hold = hold;
@@ -1466,12 +1215,7 @@ user_create_seated(enum seat_status st, struct seat_hold *hold, void *arg)
 		user_new_start(&uc->un);
 		return;
 	}
-	if (st == SEAT_FULL)
-		user_seat_full(uc->r, uc->un.acct.username, 1);
-	else {
-		user_seat_err(st, &e, "nothing was created");
-		user_fail(uc->r, uc->un.acct.username, &e, NULL, NULL);
-	}
+	user_seat_refused(uc->r, uc->un.acct.username, 1, st);
 	user_create_free(uc);
 }
 
@@ -2208,7 +1952,6 @@ static void
 user_import_seated(enum seat_status st, struct seat_hold *hold, void *arg)
 {
 	struct user_import	*im = arg;
-	struct user_err		 e;
 
 	if (st == SEAT_OK) {
 		im->hold = hold;
@@ -2217,12 +1960,7 @@ user_import_seated(enum seat_status st, struct seat_hold *hold, void *arg)
 		user_import_pump(im);
 		return;
 	}
-	if (st == SEAT_FULL)
-		user_seat_full(im->r, NULL, (unsigned)im->n);
-	else {
-		user_seat_err(st, &e, "nothing was created");
-		user_fail(im->r, NULL, &e, NULL, NULL);
-	}
+	user_seat_refused(im->r, NULL, (unsigned)im->n, st);
 	user_import_free(im);
 }
 

@@ -681,6 +681,29 @@ view_entry(LDAP *ld, LDAPMessage *msg)
 	view_upsert(r);
 }
 
+/*
+ * Enter the SEQUENCE of a syncInfo refreshDelete / refreshPresent /
+ * syncIdSet and step over its optional cookie (ours is not kept: a new
+ * session starts with a full refresh).  *tag is then the tag of what
+ * follows -- LBER_DEFAULT if nothing does, which is not an error: every
+ * field may be absent.  Returns -1 if the message is malformed.
+ */
+static int
+sync_info_open(BerElement *ber, ber_tag_t *tag)
+{
+	ber_len_t	 len;
+
+	if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR)
+		return -1;
+	*tag = ber_peek_tag(ber, &len);
+	if (*tag == LDAP_TAG_SYNC_COOKIE) {
+		if (ber_scanf(ber, "x") == LBER_ERROR)
+			return -1;
+		*tag = ber_peek_tag(ber, &len);
+	}
+	return 0;
+}
+
 /* A syncInfo intermediate message. */
 static void
 view_sync_info(LDAP *ld, LDAPMessage *msg)
@@ -700,14 +723,8 @@ view_sync_info(LDAP *ld, LDAPMessage *msg)
 	    tag == LDAP_TAG_SYNC_REFRESH_PRESENT) {
 		ber_int_t	 done = 1;
 
-		if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR)
+		if (sync_info_open(ber, &tag) != 0)
 			goto out;
-		tag = ber_peek_tag(ber, &len);
-		if (tag == LDAP_TAG_SYNC_COOKIE) {
-			if (ber_scanf(ber, "x") == LBER_ERROR)
-				goto out;
-			tag = ber_peek_tag(ber, &len);
-		}
 		if (tag == LDAP_TAG_REFRESHDONE &&
 		    ber_scanf(ber, "b", &done) == LBER_ERROR)
 			goto out;
@@ -717,14 +734,8 @@ view_sync_info(LDAP *ld, LDAPMessage *msg)
 		ber_int_t	 deletes = 0;
 		BerVarray	 uuids = NULL;
 
-		if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR)
+		if (sync_info_open(ber, &tag) != 0)
 			goto out;
-		tag = ber_peek_tag(ber, &len);
-		if (tag == LDAP_TAG_SYNC_COOKIE) {
-			if (ber_scanf(ber, "x") == LBER_ERROR)
-				goto out;
-			tag = ber_peek_tag(ber, &len);
-		}
 		if (tag == LDAP_TAG_REFRESHDELETES &&
 		    ber_scanf(ber, "b", &deletes) == LBER_ERROR)
 			goto out;
@@ -979,16 +990,12 @@ view_shutdown(void)
 	if (V.probe != NULL)
 		ldc_cancel(V.probe);
 	V.probe = NULL;
-	if (V.probe_timer != NULL)
-		event_free(V.probe_timer);
-	V.probe_timer = NULL;
+	event_freep(&V.probe_timer);
 	dir_scan_cancel(V.scan);
 	V.scan = NULL;
 	ldc_free(V.ldc);
 	V.ldc = NULL;
-	if (V.timer != NULL)
-		event_free(V.timer);
-	V.timer = NULL;
+	event_freep(&V.timer);
 	for (size_t i = 0; i < V.nbuckets; i++) {
 		struct vrec	*r = V.kbuckets[i], *next;
 

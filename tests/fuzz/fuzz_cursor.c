@@ -1,13 +1,11 @@
 /*
  * fuzz_cursor.c - libFuzzer target for user.list's cursor decoder.
  *
- * The decoder and its helpers are static in daemon/user.c, so this file
- * includes user.c itself (and links the rest of the daemon without
- * user.o).  Once user.c exports a pure entry point for it, this target
- * should call that instead.
+ * It calls daemon/cursor.c's entry points (linked from the daemon's
+ * objects) as user.list does.
  *
  * The first input byte picks a mode:
- *   0: the rest, as a string, is a cursor from a client: user_cursor_read
+ *   0: the rest, as a string, is a cursor from a client: cursor_read
  *      must reject it (a forged cursor cannot carry a valid MAC) or, on
  *      the vanishingly rare accept, yield a valid username;
  *   1: the rest is a username and a filter: if the username is valid, the
@@ -20,7 +18,11 @@
  *
  * Built by `make fuzz` with -fsanitize=fuzzer,address,undefined.
  */
-#include "../../daemon/user.c"
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otasdird.h"
 
 struct daemon	 D;	/* what otasdird.c would define */
 
@@ -44,7 +46,7 @@ mode_forged(const uint8_t *data, size_t size)
 	char	 after[USERNAME_MAX + 1];
 	char	*s = fuzz_str(data, size);
 
-	if (user_cursor_read(s, 0, after) == NULL &&
+	if (cursor_read(s, 0, after) == NULL &&
 	    valid_username(after, strlen(after)) != NULL)
 		abort();
 	free(s);
@@ -63,13 +65,13 @@ mode_roundtrip(const uint8_t *data, size_t size)
 		filter = filter << 8 | data[i];
 	u = fuzz_str(data + 8, size - 8);
 	if (valid_username(u, strlen(u)) == NULL) {
-		user_cursor_make(u, filter, cur);
+		cursor_make(u, filter, cur);
 		if (strlen(cur) > CURSOR_B64_MAX)
 			abort();
-		if (user_cursor_read(cur, filter, after) != NULL ||
+		if (cursor_read(cur, filter, after) != NULL ||
 		    strcmp(after, u) != 0)
 			abort();
-		if (user_cursor_read(cur, filter ^ 1, after) == NULL)
+		if (cursor_read(cur, filter ^ 1, after) == NULL)
 			abort();
 	}
 	free(u);
@@ -82,7 +84,7 @@ mode_edited(const uint8_t *data, size_t size)
 	char	 after[USERNAME_MAX + 1];
 	size_t	 len;
 
-	user_cursor_make("alice.example-01", 42, cur);
+	cursor_make("alice.example-01", 42, cur);
 	memcpy(orig, cur, sizeof(cur));
 	len = strlen(cur);
 	for (size_t i = 0; i + 1 < size; i += 2) {
@@ -94,7 +96,7 @@ mode_edited(const uint8_t *data, size_t size)
 		} else if (pos < len)
 			cur[pos] = (char)data[i + 1];
 	}
-	if (strcmp(cur, orig) != 0 && user_cursor_read(cur, 42, after) == NULL)
+	if (strcmp(cur, orig) != 0 && cursor_read(cur, 42, after) == NULL)
 		abort();
 }
 
@@ -108,15 +110,15 @@ mode_b64(const uint8_t *data, size_t size)
 
 	if (size > CURSOR_MAX)
 		size = CURSOR_MAX;
-	user_b64_encode(data, size, enc);
-	n = user_b64_decode(enc, back, sizeof(back));
+	cursor_b64_encode(data, size, enc);
+	n = cursor_b64_decode(enc, back, sizeof(back));
 	if (n < 0 || (size_t)n != size || memcmp(back, data, size) != 0)
 		abort();
 	/* Any string that decodes must re-encode to itself. */
 	s = fuzz_str(data, size);
-	n = user_b64_decode(s, back, sizeof(back));
+	n = cursor_b64_decode(s, back, sizeof(back));
 	if (n >= 0) {
-		user_b64_encode(back, (size_t)n, enc);
+		cursor_b64_encode(back, (size_t)n, enc);
 		if (strcmp(enc, s) != 0)
 			abort();
 	}
