@@ -45,7 +45,9 @@
 
 #define SEAT_STALE_S	120	/* pending values older than this are
 				 * abandoned (their daemon died) */
-#define SEAT_LEASE_MAX	16	/* seats in one lease */
+#define SEAT_LEASE_MIN	16	/* seats in one lease, unless fewer are
+				 * free ... */
+#define SEAT_LEASE_MAX	128	/* ... or more creates are waiting */
 #define SEAT_SETTLE_MS	1000	/* after moving to another server: time for
 				 * replication of the old one's last changes
 				 * to land before seats are counted there */
@@ -178,8 +180,11 @@ struct seat_req {
 	void			*arg;
 	unsigned		 tries;		/* reconciles it waited for */
 	enum seat_status	 status;	/* for seat_defer */
-	struct seat_req		*next;		/* waiting for reconcile */
+	STAILQ_ENTRY(seat_req)	 next;		/* in a queue below */
 };
+/* Waiting requests are served first come, first served: a stack would
+ * let the newest overtake the oldest without end under load. */
+STAILQ_HEAD(seat_reqs, seat_req);
 
 /* One reconciliation, a chain of directory operations. */
 struct recon {
@@ -202,8 +207,8 @@ static struct {
 	LDAP			*enc;		/* encodes controls only */
 	long			 counter;	/* last value seen, -1 none */
 	bool			 reconciling;
-	struct seat_req		*waiters;	/* retry after reconcile */
-	struct seat_req		*retry;		/* retry after a pause */
+	struct seat_reqs	 waiters;	/* retry after reconcile */
+	struct seat_reqs	 retry;		/* retry after a pause */
 	struct event		*timer;
 	struct event		*retry_timer;
 	bool			 started;
@@ -215,7 +220,7 @@ static struct {
 	unsigned		 settling;	/* settles in flight */
 	struct lease		*lease;		/* open lease, or NULL */
 	bool			 leasing;	/* a lease is being reserved */
-	struct seat_req		*lease_waiters;	/* served from it */
+	struct seat_reqs	 lease_waiters;	/* served from it */
 	struct event		*linger;
 
 	struct seat_holds	 live;		/* own reservations granted */
@@ -227,7 +232,10 @@ static struct {
 	unsigned		 check_tries;	/* of this session's check */
 } S = { .counter = -1, .live = TAILQ_HEAD_INITIALIZER(S.live),
     .settles = TAILQ_HEAD_INITIALIZER(S.settles),
-    .later = TAILQ_HEAD_INITIALIZER(S.later) };
+    .later = TAILQ_HEAD_INITIALIZER(S.later),
+    .waiters = STAILQ_HEAD_INITIALIZER(S.waiters),
+    .retry = STAILQ_HEAD_INITIALIZER(S.retry),
+    .lease_waiters = STAILQ_HEAD_INITIALIZER(S.lease_waiters) };
 
 static void	seat_reconcile(void);
 static void	seat_send_reserve(struct seat_req *);
@@ -236,6 +244,7 @@ static void	seat_settle_again(const struct settle *);
 static void	seat_settles_replay(void);
 static void	seat_settle_later(struct settle *);
 static void	seat_reserve_one(struct seat_req *);
+static void	lease_request(unsigned);
 
 /* ------------------------------------------------------------------ */
 /* helpers */
@@ -420,8 +429,7 @@ seat_session_wait(struct seat_req *sr)
 {
 	if (S.session == seat_epoch() && !S.checking)
 		return false;
-	sr->next = S.waiters;
-	S.waiters = sr;
+	STAILQ_INSERT_TAIL(&S.waiters, sr, next);
 	if (S.session != seat_epoch())
 		seat_session_begin();
 	return true;
@@ -457,8 +465,7 @@ seat_reserve_done(struct ldc_res *res, void *arg)
 		if (sr->tries < SEAT_TRIES &&
 		    seat_free_by_view() >= sr->hold->n) {
 			sr->tries++;
-			sr->next = S.waiters;
-			S.waiters = sr;
+			STAILQ_INSERT_TAIL(&S.waiters, sr, next);
 			seat_reconcile();
 			return;
 		}
@@ -475,8 +482,7 @@ seat_reserve_done(struct ldc_res *res, void *arg)
 		    "it from a count", D.cfg->counter_dn);
 		if (sr->tries == 0) {
 			sr->tries = SEAT_TRIES;
-			sr->next = S.waiters;
-			S.waiters = sr;
+			STAILQ_INSERT_TAIL(&S.waiters, sr, next);
 			seat_reconcile();
 			return;
 		}
@@ -595,14 +601,18 @@ seat_defer(struct seat_req *sr, enum seat_status st)
 /* ------------------------------------------------------------------ */
 /* leases */
 
-/* Seats to lease now: an eighth of what the view sees free, at most
- * SEAT_LEASE_MAX; below 2 there is no point. */
+/* Seats to lease now, for `waiting` creates waiting for them: as many
+ * (at least SEAT_LEASE_MIN, at most SEAT_LEASE_MAX), but never more than
+ * an eighth of what the view sees free; below 2 there is no point. */
 static unsigned
-lease_size(void)
+lease_size(unsigned waiting)
 {
-	unsigned	 k = seat_free_by_view() / 8;
+	unsigned	 free8 = seat_free_by_view() / 8;
+	unsigned	 k = waiting < SEAT_LEASE_MIN ? SEAT_LEASE_MIN : waiting;
 
-	return k > SEAT_LEASE_MAX ? SEAT_LEASE_MAX : k;
+	if (k > SEAT_LEASE_MAX)
+		k = SEAT_LEASE_MAX;
+	return k > free8 ? free8 : k;
 }
 
 /* Hand one seat of l to sr. */
@@ -658,11 +668,12 @@ lease_linger(evutil_socket_t fd, short ev, void *arg)
 static void
 lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 {
-	struct seat_req	*w = S.lease_waiters, *next;
+	struct seat_reqs ws = STAILQ_HEAD_INITIALIZER(ws);
+	struct seat_req	*w;
 	struct lease	*l = NULL;
 
 	S.leasing = false;
-	S.lease_waiters = NULL;
+	STAILQ_CONCAT(&ws, &S.lease_waiters);
 	if (st == SEAT_OK)
 		hold_unlive(h);		/* l->hold takes its place */
 	if (st == SEAT_OK && (l = calloc(1, sizeof(*l))) != NULL) {
@@ -683,19 +694,49 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 		seat_settle_send(h, 0);
 	}
 	free(h);
-	for (; w != NULL; w = next) {
-		next = w->next;
-		w->next = NULL;
-		if (l != NULL && l->free > 0) {
+	while ((w = STAILQ_FIRST(&ws)) != NULL) {
+		if (l != NULL && l->free == 0)
+			break;
+		STAILQ_REMOVE_HEAD(&ws, next);
+		if (l != NULL) {
 			lease_take(l, w);
 			seat_req_finish(w, SEAT_OK);
-		} else if (l != NULL)
-			seat_reserve_one(w);	/* the next lease */
-		else
+		} else
 			seat_send_reserve(w);	/* one by one, exactly */
+	}
+	/* More waited than it held: one lease for all of them, in order. */
+	if (!STAILQ_EMPTY(&ws)) {
+		unsigned	 n = 0;
+
+		STAILQ_FOREACH(w, &ws, next)
+			n++;
+		STAILQ_CONCAT(&S.lease_waiters, &ws);
+		lease_request(n);
 	}
 	if (l != NULL)
 		lease_idle(l);
+}
+
+/* Reserve a lease for the n creates in S.lease_waiters (or, where there
+ * is no room for one, their seats one by one). */
+static void
+lease_request(unsigned n)
+{
+	struct seat_req	*lr, *w;
+	unsigned	 k = lease_size(n);
+	uint64_t	 deadline = STAILQ_FIRST(&S.lease_waiters)->deadline_ms;
+
+	if (k < 2 || (lr = seat_req_new(HOLD_RESERVE, k, deadline,
+	    lease_granted, NULL)) == NULL) {
+		while ((w = STAILQ_FIRST(&S.lease_waiters)) != NULL) {
+			STAILQ_REMOVE_HEAD(&S.lease_waiters, next);
+			seat_send_reserve(w);
+		}
+		return;
+	}
+	S.leasing = true;
+	lr->tries = SEAT_TRIES;	/* a refused lease falls back at once */
+	seat_send_reserve(lr);
 }
 
 /*
@@ -706,26 +747,13 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 static void
 seat_reserve_one(struct seat_req *sr)
 {
-	struct seat_req	*lr;
-	unsigned	 k = S.leasing ? 0 : lease_size();
-
-	if (sr->hold->n != 1 || (!S.leasing && k < 2)) {
+	if (sr->hold->n != 1 || (!S.leasing && lease_size(1) < 2)) {
 		seat_send_reserve(sr);
 		return;
 	}
-	sr->next = S.lease_waiters;
-	S.lease_waiters = sr;
-	if (S.leasing)
-		return;
-	if ((lr = seat_req_new(HOLD_RESERVE, k, sr->deadline_ms,
-	    lease_granted, NULL)) == NULL) {
-		S.lease_waiters = NULL;
-		seat_send_reserve(sr);
-		return;
-	}
-	S.leasing = true;
-	lr->tries = SEAT_TRIES;	/* a refused lease falls back at once */
-	seat_send_reserve(lr);
+	STAILQ_INSERT_TAIL(&S.lease_waiters, sr, next);
+	if (!S.leasing)
+		lease_request(1);
 }
 
 void
@@ -772,8 +800,7 @@ seat_release_done(struct ldc_res *res, void *arg)
 	}
 	if (res->rc == LDAP_NO_SUCH_OBJECT && sr->tries == 0) {
 		sr->tries = SEAT_TRIES;
-		sr->next = S.waiters;
-		S.waiters = sr;
+		STAILQ_INSERT_TAIL(&S.waiters, sr, next);
 		seat_reconcile();
 		return;
 	}
@@ -1067,15 +1094,16 @@ recon_free(struct recon *rc)
 	free(rc);
 }
 
-/* Send the reservations / releases in list w again. */
+/* Send the reservations / releases of queue q again, emptying it. */
 static void
-seat_retry_list(struct seat_req *w)
+seat_retry_list(struct seat_reqs *q)
 {
-	struct seat_req	*next;
+	struct seat_reqs ws = STAILQ_HEAD_INITIALIZER(ws);
+	struct seat_req	*w;
 
-	for (; w != NULL; w = next) {
-		next = w->next;
-		w->next = NULL;
+	STAILQ_CONCAT(&ws, q);
+	while ((w = STAILQ_FIRST(&ws)) != NULL) {
+		STAILQ_REMOVE_HEAD(&ws, next);
 		if (w->hold->kind == HOLD_RESERVE) {
 			if (seat_free_by_view() < w->hold->n) {
 				seat_req_finish(w, SEAT_FULL);
@@ -1090,10 +1118,7 @@ seat_retry_list(struct seat_req *w)
 static void
 seat_retry_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct seat_req	*w = S.retry;
-
-	S.retry = NULL;
-	seat_retry_list(w);
+	seat_retry_list(&S.retry);
 }
 
 /*
@@ -1104,7 +1129,6 @@ seat_retry_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 recon_end(struct recon *rc)
 {
-	struct seat_req	*w = S.waiters, *last;
 	bool		 pause = rc != NULL && rc->pending && rc->nstale == 0;
 
 	/* A check of a new session that ran (in part) on the old one does
@@ -1121,18 +1145,14 @@ recon_end(struct recon *rc)
 		return;
 	}
 	S.checking = false;
-	S.waiters = NULL;
-	if (pause && w != NULL) {
+	if (pause && !STAILQ_EMPTY(&S.waiters)) {
 		struct timeval	 tv = { 0, SEAT_RETRY_MS * 1000 };
 
-		for (last = w; last->next != NULL; last = last->next)
-			;
-		last->next = S.retry;
-		S.retry = w;
+		STAILQ_CONCAT(&S.retry, &S.waiters);
 		evtimer_add(S.retry_timer, &tv);
 		return;
 	}
-	seat_retry_list(w);
+	seat_retry_list(&S.waiters);
 }
 
 static void
