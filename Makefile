@@ -117,21 +117,13 @@ check-asan:
 	OTASDIR_BUILD=$(abspath build/asan) OTASDIR_SANITIZED=1 \
 	    /usr/bin/python3 -m pytest -q $(INTEG_TESTS) $(PYTEST_ARGS)
 
-# A representative part of the integration suite (the protocol, the
-# daemon, accounts -- create, list, delete --, logins, the directory
-# failing) with every otasdird under valgrind's memcheck: any invalid
-# access, or a leak of kind definite or indirect, fails the test
-# (otasenv.py, OTASDIR_VALGRIND).  VALGRIND_TESTS narrows or widens it.
-# The floods of test_auth (10,000 logins, argon2 hashing) only cost time
-# here: they run everywhere else.
-VALGRIND_TESTS	?= tests/integ/test_protocol.py tests/integ/test_daemon.py \
-		   tests/integ/test_users.py tests/integ/test_auth.py \
-		   tests/integ/test_resilience.py
-VALGRIND_SKIP	?= ten_thousand or argon2
+# The integration suite once more with every otasdird under valgrind's
+# memcheck: any invalid access, or a definite or indirect leak at exit,
+# fails the test that stopped it (otasenv.py, OTASDIR_VALGRIND).
+# INTEG_TESTS and PYTEST_ARGS narrow it as they do check-integ.
 check-valgrind: all
 	OTASDIR_BUILD=$(abspath $(BUILD)) OTASDIR_VALGRIND=1 \
-	    /usr/bin/python3 -m pytest -q $(VALGRIND_TESTS) \
-	    -k "not ($(VALGRIND_SKIP))" $(PYTEST_ARGS)
+	    /usr/bin/python3 -m pytest -q $(INTEG_TESTS) $(PYTEST_ARGS)
 
 # --- fuzzing ----------------------------------------------------------------
 # libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang and ASan+UBSan

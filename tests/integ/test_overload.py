@@ -264,11 +264,16 @@ def test_idle_crowd_and_a_slow_reader_do_not_delay_others(slapd,
 # descriptors, idle timeouts, floods
 
 
+@pytest.mark.skipif(VALGRIND, reason="valgrind keeps descriptors at the "
+                    "top of the limit for itself: an accept that lands there "
+                    "is closed by valgrind (the client sees a reset) and "
+                    "reported to otasdird as EMFILE, which natively never "
+                    "dequeues the connection")
 def test_accept_pauses_when_out_of_descriptors(slapd, tmpdir_short):
     """With a low RLIMIT_NOFILE, clients beyond what the daemon can hold
     wait in the listen queue (accept pauses, the log says so) instead of
     spinning the loop; closing some lets the waiting one in."""
-    limit = 200 if VALGRIND else 64
+    limit = 64
 
     def lower():
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
