@@ -1,7 +1,9 @@
 /*
  * dir.c - the directory as the rest of the daemon sees it: the service
  * connection (bound as ldap.bind_dn) on which every read and write runs,
- * and whether it is up.
+ * and whether it is up; and a reader connection, bound the same way, for
+ * the seat counts, whose hundred thousand entries would otherwise hold
+ * up the answers to writes on the service connection.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "otasdird.h"
 
 static struct ldc	*dir_svc;
+static struct ldc	*dir_rd;	/* long reads (seat counts) */
 static bool		 dir_tried;	/* first attempt finished */
 
 /* Readiness (sd_notify) waits until the directory has been tried once,
@@ -37,15 +40,35 @@ dir_init(void)
 		.on_state = dir_state,
 	};
 
-	if ((dir_svc = ldc_new(&o)) == NULL)
+	struct ldc_opts	 r = {
+		.name = "reader",
+		.bind = true,
+	};
+
+	if ((dir_svc = ldc_new(&o)) == NULL || (dir_rd = ldc_new(&r)) ==
+	    NULL)
 		fatalx("cannot create the directory connection");
 }
 
 void
 dir_shutdown(void)
 {
+	ldc_free(dir_rd);
+	dir_rd = NULL;
 	ldc_free(dir_svc);
 	dir_svc = NULL;
+}
+
+struct ldc *
+dir_reader(void)
+{
+	const char	*a, *b;
+
+	if (dir_rd == NULL || ldc_state(dir_rd) != LDC_UP ||
+	    (a = ldc_uri(dir_rd)) == NULL || (b = ldc_uri(dir_svc)) == NULL ||
+	    strcmp(a, b) != 0)
+		return dir_svc;
+	return dir_rd;
 }
 
 struct ldc *

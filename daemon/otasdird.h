@@ -483,6 +483,11 @@ void	ldapmods_free(struct ldapmods *);
 void	dir_init(void);
 void	dir_shutdown(void);
 struct ldc *dir_service(void);
+/* Where to run a long read that must see what the service connection's
+ * server has: a connection of its own to that same server when there is
+ * one up (so that writes' answers do not queue behind the read's
+ * entries), else the service connection. */
+struct ldc *dir_reader(void);
 bool	dir_up(void);		/* the service connection is bound */
 const char *dir_state_name(void);
 
