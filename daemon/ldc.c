@@ -7,8 +7,10 @@
  *    name lookup (evdns), and then handed to libldap with ldap_init_fd();
  *  - every operation is started with an _ext call and recorded by msgid;
  *  - when the descriptor is readable, ldap_result() is polled with a zero
- *    timeout until it has nothing more, and each message is routed to its
- *    operation by msgid (FIELD-NOTES: libldap resumes partial messages);
+ *    timeout until it has nothing more (or a budget of messages is spent:
+ *    then the loop's other events go first), and each message is routed
+ *    to its operation by msgid (FIELD-NOTES: libldap resumes partial
+ *    messages);
  *  - a request libldap could not write in full (LDAP_BUSY) is finished
  *    when the socket becomes writable;
  *  - every operation has a deadline timer; a late one is abandoned, and
@@ -731,18 +733,31 @@ ldc_route(struct ldc *l, LDAPMessage *msg)
 	ldap_msgfree(msg);
 }
 
-/* The descriptor is readable: take every complete message. */
+/*
+ * The descriptor is readable: take the complete messages, at most
+ * LDC_READ_BUDGET of them before the loop runs its other events (a long
+ * search -- a seat count of 100,000 entries -- would otherwise hold it
+ * for most of a second).  What is left, buffered in libldap or not, is
+ * taken when this event comes round again.
+ */
+#define LDC_READ_BUDGET	256
+
 static void
 ldc_read(evutil_socket_t fd, short ev, void *arg)
 {
 	struct ldc	*l = arg;
 	unsigned	 gen = l->gen;
+	unsigned	 budget = LDC_READ_BUDGET;
 
 	while (l->ld != NULL && gen == l->gen) {
 		struct timeval	 zero = { 0, 0 };
 		LDAPMessage	*msg = NULL;
 		int		 rc;
 
+		if (budget-- == 0) {
+			event_active(l->ev_read, EV_READ, 0);
+			break;
+		}
 		rc = ldap_result(l->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero,
 		    &msg);
 		if (rc == 0)
