@@ -201,6 +201,7 @@ struct recon {
 						 * reservations not yet used */
 	unsigned		 epoch;		/* session it ran on */
 	bool			 refused;	/* its write met a change */
+	long			 target;	/* what it writes */
 };
 
 static struct {
@@ -1161,8 +1162,7 @@ recon_set_done(struct ldc_res *res, void *arg)
 	struct recon	*rc = arg;
 
 	if (res->rc == LDAP_SUCCESS) {
-		long	 to = rc->raise_only && rc->exists && rc->counter >= 0 ?
-		    rc->count + rc->reserved : rc->count;
+		long	 to = rc->target;
 
 		log_notice("seats: reconciled counter %s from %ld to %ld "
 		    "(%ld entries under %s%s)", D.cfg->counter_dn,
@@ -1194,6 +1194,7 @@ recon_set(struct recon *rc)
 	char		 v[24], filter[96], cn[128];
 	struct ldc_op	*op = NULL;
 
+	rc->target = rc->count;
 	snprintf(v, sizeof(v), "%ld", rc->count);
 	if (!rc->exists) {
 		const char	*eq = strchr(D.cfg->counter_dn, '=');
@@ -1210,33 +1211,29 @@ recon_set(struct recon *rc)
 		if (op != NULL)
 			log_notice("seats: creating counter %s with %ld",
 			    D.cfg->counter_dn, rc->count);
-	} else if (rc->raise_only && rc->counter >= 0) {
-		/* Up to the count plus every pending reservation (whose
-		 * entries may not exist yet: counting them twice is safe,
-		 * missing them is not), unless the counter moved meanwhile. */
-		snprintf(filter, sizeof(filter), "(otasSeatsUsed=%ld)",
-		    rc->counter);
-		snprintf(v, sizeof(v), "%ld",
-		    rc->count + rc->reserved - rc->counter);
-		if ((ctrls[0] = seat_assertion(filter)) != NULL &&
-		    ldapmods_add(&m, LDAP_MOD_INCREMENT, "otasSeatsUsed",
-		    v) == 0) {
-			call.ctrls = ctrls;
-			op = ldc_modify(dir_service(), &call,
-			    D.cfg->counter_dn, m.v);
-		}
-		ldap_control_free(ctrls[0]);
 	} else {
-		if (rc->counter >= 0)
-			snprintf(filter, sizeof(filter),
-			    "(&(otasSeatsUsed=%ld)(!(otasSeatPending=*)))",
+		int	 mop;
+
+		if (rc->raise_only && rc->counter >= 0) {
+			/* Up to the count plus what pending reservations may
+			 * still add (recon_unused), unless the counter moved
+			 * meanwhile. */
+			rc->target = rc->count + rc->reserved;
+			mop = LDAP_MOD_INCREMENT;
+			snprintf(v, sizeof(v), "%ld", rc->target - rc->counter);
+			snprintf(filter, sizeof(filter), "(otasSeatsUsed=%ld)",
 			    rc->counter);
-		else
-			snprintf(filter, sizeof(filter),
-			    "(&(!(otasSeatsUsed=*))(!(otasSeatPending=*)))");
+		} else {
+			mop = LDAP_MOD_REPLACE;
+			if (rc->counter >= 0)
+				snprintf(filter, sizeof(filter), "(&(otasSeatsUsed="
+				    "%ld)(!(otasSeatPending=*)))", rc->counter);
+			else
+				snprintf(filter, sizeof(filter), "(&(!(otasSeats"
+				    "Used=*))(!(otasSeatPending=*)))");
+		}
 		if ((ctrls[0] = seat_assertion(filter)) != NULL &&
-		    ldapmods_add(&m, LDAP_MOD_REPLACE, "otasSeatsUsed",
-		    v) == 0) {
+		    ldapmods_add(&m, mop, "otasSeatsUsed", v) == 0) {
 			call.ctrls = ctrls;
 			op = ldc_modify(dir_service(), &call,
 			    D.cfg->counter_dn, m.v);
