@@ -45,8 +45,8 @@ COMMON_SRCS	:= src/valid.c
 DAEMON_SRCS	:= daemon/clock.c daemon/log.c daemon/cfg.c daemon/rpc.c daemon/esc.c \
 		   daemon/ctl.c daemon/conn.c daemon/method.c daemon/server.c \
 		   daemon/ident.c daemon/ldc.c daemon/dir.c daemon/sd.c \
-		   daemon/view.c daemon/seat.c daemon/user.c daemon/cursor.c daemon/auth.c \
-		   daemon/audit.c
+		   daemon/ordset.c daemon/view.c daemon/seat.c daemon/user.c \
+		   daemon/cursor.c daemon/auth.c daemon/audit.c
 DAEMON_MAIN	:= daemon/otasdird.c
 CTL_SRCS	:= src/otasctl.c
 

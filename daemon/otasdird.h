@@ -505,6 +505,39 @@ struct dir_scan *dir_scan(struct ldc *, const char *const *attrs,
 void	dir_scan_cancel(struct dir_scan *);
 
 /* ------------------------------------------------------------------ */
+/* ordset.c: pointers in the order of a string key, in chunks */
+
+/*
+ * An ordered set whose insert and remove cost the same at any size (one
+ * chunk of ORDSET_CHUNK pointers moves, not the whole array).  key gives
+ * an item's key; equal keys are allowed and keep their insertion order.
+ * Zero-initialise with .key set; ordset_clear frees the chunks (not the
+ * items).  A position stays valid until the next insert or remove.
+ */
+#define ORDSET_CHUNK	512
+struct ordset_chunk;
+struct ordset {
+	struct ordset_chunk	**c;
+	size_t			  nc, capc;
+	size_t			  n;		/* items */
+	const char		*(*key)(const void *);
+};
+struct ordset_pos {
+	size_t		 c, i;		/* chunk, index in it */
+};
+int	ordset_insert(struct ordset *, void *) WUR;	/* -1: no memory */
+/* Remove or replace (by one with the same key) the item v itself; false
+ * if it is not in the set. */
+bool	ordset_remove(struct ordset *, const void *v);
+bool	ordset_replace(struct ordset *, const void *old, void *v);
+/* The first position whose key is >= key, or > key if after. */
+struct ordset_pos ordset_bound(const struct ordset *, const char *key,
+	    bool after);
+/* The item at *pos, moving *pos on; NULL at the end. */
+void	*ordset_next(const struct ordset *, struct ordset_pos *pos);
+void	ordset_clear(struct ordset *);
+
+/* ------------------------------------------------------------------ */
 /* view.c: a live, in-memory copy of the entries under people_dn */
 
 /*
@@ -533,6 +566,8 @@ struct account {
 
 bool	view_ready(void);		/* loaded at least once */
 bool	view_live(void);		/* following changes (syncprov) */
+/* Following, and not reloading, the changes of the server at uri. */
+bool	view_current(const char *uri);
 /* The account with this username (case-insensitive), or NULL.  The
  * pointer is valid until control returns to the event loop. */
 const struct account *view_get(const char *username);

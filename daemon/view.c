@@ -16,8 +16,9 @@
  *
  * Entries are found by their RDN (lower-cased, "uid=alice") and by
  * entryUUID (sync deletes and renames name the UUID).  Accounts -- entries
- * with objectClass otasAccount and a uid RDN -- are also kept in an array
- * sorted by lower-cased username, which user.list walks.  Counts (seats,
+ * with objectClass otasAccount and a uid RDN -- are also kept in order of
+ * lower-cased username (an ordset, whose inserts cost the same at any
+ * size), which user.list walks.  Counts (seats,
  * active, inactive, active super admins) are kept as entries change, so
  * license.get costs the same at any size.
  */
@@ -73,8 +74,7 @@ static struct {
 	size_t		 nbuckets;	/* power of two */
 	size_t		 nentries;
 
-	struct vrec	**sorted;	/* accounts by lname */
-	size_t		 nsorted, capsorted;
+	struct ordset	 sorted;	/* accounts by lname */
 
 	size_t		 nactive, ninactive, nsuper_active;
 } V;
@@ -259,70 +259,12 @@ view_grow(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* the sorted array of accounts */
+/* accounts in username order */
 
-/* Index of the first account whose lname is > name (after=true) or
- * >= name (after=false). */
-static size_t
-view_bound(const char *lname, bool after)
+static const char *
+view_lname(const void *p)
 {
-	size_t	 lo = 0, hi = V.nsorted;
-
-	while (lo < hi) {
-		size_t	 mid = lo + (hi - lo) / 2;
-		int	 c = strcmp(V.sorted[mid]->lname, lname);
-
-		if (c < 0 || (after && c == 0))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int
-view_sorted_insert(struct vrec *r)
-{
-	size_t	 i;
-
-	if (V.nsorted == V.capsorted) {
-		size_t		  ncap = V.capsorted ? V.capsorted * 2 : 1024;
-		struct vrec	**n = realloc(V.sorted, ncap * sizeof(*n));
-
-		if (n == NULL)
-			return -1;
-		V.sorted = n;
-		V.capsorted = ncap;
-	}
-	i = view_bound(r->lname, false);
-	memmove(&V.sorted[i + 1], &V.sorted[i],
-	    (V.nsorted - i) * sizeof(*V.sorted));
-	V.sorted[i] = r;
-	V.nsorted++;
-	return 0;
-}
-
-/* Where r is in the sorted array, or V.nsorted. */
-static size_t
-view_sorted_find(const struct vrec *r)
-{
-	size_t	 i = view_bound(r->lname, false);
-
-	for (; i < V.nsorted && V.sorted[i] != r; i++)
-		;
-	return i;
-}
-
-static void
-view_sorted_remove(struct vrec *r)
-{
-	size_t	 i = view_sorted_find(r);
-
-	if (i == V.nsorted)
-		return;
-	memmove(&V.sorted[i], &V.sorted[i + 1],
-	    (V.nsorted - i - 1) * sizeof(*V.sorted));
-	V.nsorted--;
+	return ((const struct vrec *)p)->lname;
 }
 
 /* ------------------------------------------------------------------ */
@@ -352,7 +294,7 @@ view_remove(struct vrec *r)
 {
 	view_count(r, -1);
 	if (r->is_account)
-		view_sorted_remove(r);
+		(void)ordset_remove(&V.sorted, r);
 	view_unlink(r);
 	V.nentries--;
 	view_rec_free(r);
@@ -371,20 +313,16 @@ view_upsert(struct vrec *n)
 	if (old == NULL && n->has_uuid)
 		old = view_find_uuid(n->uuid);	/* renamed */
 	if (old != NULL) {
-		size_t	 i;
-
 		if (!n->has_uuid && old->has_uuid) {
 			memcpy(n->uuid, old->uuid, 16);
 			n->has_uuid = true;
 		}
 		/* Same place in the order (an update, or the directory
 		 * confirming what view_put already has): swap in place
-		 * rather than move the array twice -- at 100,000 accounts
-		 * each move is most of a megabyte. */
+		 * rather than remove and insert again. */
 		if (old->is_account && n->is_account &&
 		    strcmp(old->lname, n->lname) == 0 &&
-		    (i = view_sorted_find(old)) < V.nsorted) {
-			V.sorted[i] = n;
+		    ordset_replace(&V.sorted, old, n)) {
 			view_count(old, -1);
 			view_unlink(old);
 			view_rec_free(old);
@@ -394,7 +332,8 @@ view_upsert(struct vrec *n)
 		}
 		view_remove(old);
 	}
-	if (view_grow() != 0 || (n->is_account && view_sorted_insert(n) != 0)) {
+	if (view_grow() != 0 ||
+	    (n->is_account && ordset_insert(&V.sorted, n) != 0)) {
 		log_warnx("view: out of memory; dropping an entry");
 		view_rec_free(n);
 		return;
@@ -631,7 +570,7 @@ view_loaded(void)
 	V.refreshing = false;
 	if (!V.ready || log_enabled(LOGL_DEBUG))
 		log_info("view: %zu entries (%zu accounts) loaded in %llu ms; "
-		    "%s", V.nentries, V.nsorted,
+		    "%s", V.nentries, V.sorted.n,
 		    (unsigned long long)(now_ms() - V.load_start_ms),
 		    V.mode == VIEW_SYNC ? "following changes (syncprov)" :
 		    "re-reading periodically");
@@ -999,6 +938,7 @@ view_init(void)
 
 	if (getrandom(&V.seed, sizeof(V.seed), 0) != sizeof(V.seed))
 		V.seed = (uint64_t)now_ms();
+	V.sorted.key = view_lname;
 	V.mode = VIEW_SYNC;
 	if ((V.timer = evtimer_new(D.base, view_timer, NULL)) == NULL ||
 	    (V.probe_timer = evtimer_new(D.base, view_probe, NULL)) == NULL ||
@@ -1032,7 +972,7 @@ view_shutdown(void)
 	}
 	free(V.kbuckets);
 	free(V.ubuckets);
-	free(V.sorted);
+	ordset_clear(&V.sorted);
 	memset(&V, 0, sizeof(V));
 }
 
@@ -1049,6 +989,21 @@ bool
 view_live(void)
 {
 	return V.ready && V.mode == VIEW_SYNC && V.op != NULL;
+}
+
+/*
+ * Is the view's count as fresh as a count of the server at uri would be?
+ * Only while it follows that server's changes (persist phase, not
+ * reloading): then every add and delete there reaches it within
+ * milliseconds, as soon as a count would see it.
+ */
+bool
+view_current(const char *uri)
+{
+	const char	*vu = ldc_uri(V.ldc);
+
+	return view_live() && !V.refreshing && uri != NULL && vu != NULL &&
+	    strcmp(uri, vu) == 0;
 }
 
 const struct account *
@@ -1100,18 +1055,19 @@ void
 view_walk(const char *after, bool (*fn)(const struct account *, void *),
     void *arg)
 {
-	size_t	 i = 0;
+	struct ordset_pos	 p = { 0, 0 };
+	const struct vrec	*r;
 
 	if (after != NULL) {
 		char	*l = lower_dup(after);
 
 		if (l == NULL)
 			return;
-		i = view_bound(l, true);
+		p = ordset_bound(&V.sorted, l, true);
 		free(l);
 	}
-	for (; i < V.nsorted; i++)
-		if (!fn(&V.sorted[i]->a, arg))
+	while ((r = ordset_next(&V.sorted, &p)) != NULL)
+		if (!fn(&r->a, arg))
 			break;
 }
 
