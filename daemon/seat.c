@@ -202,6 +202,7 @@ struct recon {
 	unsigned		 epoch;		/* session it ran on */
 	bool			 refused;	/* its write met a change */
 	long			 target;	/* what it writes */
+	bool			 by_view;	/* count is the live view's */
 };
 
 static struct {
@@ -1110,7 +1111,17 @@ seat_retry_list(struct seat_reqs *q)
 				seat_req_finish(w, SEAT_FULL);
 				continue;
 			}
-			seat_send_reserve(w);
+			/* One that only waited for a session check goes the
+			 * usual way, from a lease; one the counter refused
+			 * goes on its own (near the limit, exactly). */
+			if (w->tries == 0 && w->hold->n == 1 &&
+			    lease_usable(S.lease)) {
+				lease_take(S.lease, w);
+				seat_defer(w, SEAT_OK);
+			} else if (w->tries == 0)
+				seat_reserve_one(w);
+			else
+				seat_send_reserve(w);
 		} else
 			seat_send_release(w);
 	}
@@ -1165,8 +1176,9 @@ recon_set_done(struct ldc_res *res, void *arg)
 		long	 to = rc->target;
 
 		log_notice("seats: reconciled counter %s from %ld to %ld "
-		    "(%ld entries under %s%s)", D.cfg->counter_dn,
+		    "(%ld entries under %s%s%s)", D.cfg->counter_dn,
 		    rc->counter, to, rc->count, D.cfg->people_dn,
+		    rc->by_view ? " in the live view" : "",
 		    to != rc->count ? ", plus pending reservations" : "");
 		S.counter = to;
 	} else if (res->rc == LDAP_ALREADY_EXISTS ||
@@ -1278,14 +1290,55 @@ recon_count_done(int status, const char *diag, unsigned searches, void *arg)
 	}
 	if (rc->exists && (rc->counter == rc->count ||
 	    (rc->raise_only && rc->counter >= rc->count + rc->reserved))) {
-		log_debug("seats: counter %ld, %ld entries: %s", rc->counter,
-		    rc->count, rc->counter == rc->count ? "matches" :
-		    "changes pending");
+		log_debug("seats: counter %ld, %ld entries counted: %s",
+		    rc->counter, rc->count, rc->counter == rc->count ?
+		    "matches" : "changes pending");
 		S.counter = rc->counter;
 		recon_end(rc);
 		return;
 	}
 	recon_set(rc);
+}
+
+/*
+ * Does the live view show the counter needs no repair?  Its count is as
+ * fresh as a count of the same server (view_current) and costs slapd
+ * nothing, where a count of 150,000 entries keeps it busy for a second
+ * and, run at every reconnect and every reconcile_interval_s, lands in
+ * the middle of the writes.  A repair -- the counter below the view's
+ * count, or above it with nothing pending -- still counts the directory
+ * first: the view may be a few milliseconds behind, and lowering the
+ * counter on a count that misses an entry would admit one too many.
+ */
+static bool
+recon_by_view(struct recon *rc)
+{
+	long	 vc;
+
+	if (!rc->exists || rc->counter < 0 ||
+	    !view_current(ldc_uri(dir_service())))
+		return false;
+	vc = (long)view_seats_used();
+	if (rc->counter == vc ||
+	    (rc->raise_only && rc->counter >= vc + rc->reserved)) {
+		log_debug("seats: counter %ld, %ld entries in the live view: "
+		    "%s", rc->counter, vc, rc->counter == vc ? "matches" :
+		    "changes pending");
+		S.counter = rc->counter;
+		recon_end(rc);
+		return true;
+	}
+	if (rc->counter < vc + rc->reserved) {
+		/* Below: raise it, as a count would (recon_set), which never
+		 * admits too many; if the view was a moment behind a delete,
+		 * the counter is a little high until the next round. */
+		rc->count = vc;
+		rc->raise_only = true;
+		rc->by_view = true;
+		recon_set(rc);
+		return true;
+	}
+	return false;
 }
 
 /* Count people_dn (names only). */
@@ -1367,6 +1420,11 @@ recon_unused(const char *v, unsigned n)
 	TAILQ_FOREACH(h, &S.live, entry)
 		if (strcmp(h->marker, v) == 0)
 			return hold_unused(h);
+	/* Settled since the counter was read (here or, after a move, on
+	 * the old server): done. */
+	for (unsigned i = 0; i < SEAT_RECENT && i < S.nrecent; i++)
+		if (strcmp(S.recent[i].marker, v) == 0)
+			return 0;
 	return n;
 }
 
@@ -1441,7 +1499,8 @@ recon_read_done(struct ldc_res *res, void *arg)
 	 * only raises too: replication may still be bringing entries that
 	 * an old session's reservations were for. */
 	rc->raise_only = rc->pending || S.checking;
-	recon_count(rc);
+	if (!recon_by_view(rc))
+		recon_count(rc);
 }
 
 /* Start a reconciliation unless one is running. */

@@ -292,3 +292,50 @@ def test_seats_leased_elsewhere_are_not_lost(slapd, tmpdir_short):
     finally:
         d1.stop()
         d2.stop()
+
+
+def test_reconcile_counts_only_to_repair(slapd, tmpdir_short):
+    """With a live view of the same server, a reconciliation that finds
+    the counter right takes the view's count instead of counting the
+    directory (at 150,000 entries a count keeps slapd busy for a second,
+    in the middle of the writes).  One that finds it too high counts the
+    directory before it lowers it; one that finds it too low raises it
+    to the view's count."""
+    used = slapd.count_people()
+    d = make_daemon(slapd, tmpdir_short, seats=used + 5)
+    d.start()
+    try:
+        with d.client() as c:
+            assert "result" in create(c, "viewrec1")
+        wait_for(lambda: counter(slapd).first("otasSeatPending") is None,
+                 what="the lease to close")
+        mark = len(d.log_text())
+        wait_for(lambda: d.log_text()[mark:].count(
+            "entries in the live view: matches") >= 3,
+            what="three reconciliations")
+        assert "entries counted" not in d.log_text()[mark:]
+        assert int(counter(slapd).first("otasSeatsUsed")) == used + 1
+        # Too high with nothing pending: the view says so, a count
+        # confirms, and the counter comes down.
+        dn = f"cn=otasdir-seats,{slapd.suffix}"
+        slapd.ldapmodify(f"dn: {dn}\nchangetype: modify\n"
+                         f"replace: otasSeatsUsed\notasSeatsUsed: {used + 4}\n")
+        wait_for(lambda: int(counter(slapd).first("otasSeatsUsed")) ==
+                 used + 1, what="the counter to come down")
+        log = d.log_text()[mark:]
+        assert f"reconciled counter cn=otasdir-seats,{slapd.suffix} from " \
+               f"{used + 4} to {used + 1} ({used + 1} entries under " \
+               f"{slapd.people_dn})" in log            # counted, not viewed
+        # Too low: raising never admits too many, so the view's count
+        # raises it without counting the directory.
+        mark = len(d.log_text())
+        slapd.ldapmodify(f"dn: {dn}\nchangetype: modify\n"
+                         "replace: otasSeatsUsed\notasSeatsUsed: 2\n")
+        wait_for(lambda: int(counter(slapd).first("otasSeatsUsed")) ==
+                 used + 1, what="the counter to go up")
+        log = d.log_text()[mark:]
+        assert f"from 2 to {used + 1} ({used + 1} entries under " \
+               f"{slapd.people_dn} in the live view)" in log
+        assert "entries counted" not in log
+    finally:
+        d.stop()
