@@ -3,8 +3,9 @@
 
 For each size (1,000 and 100,000 accounts by default) it builds a private
 slapd (tests/lib/mkslapd.sh through tests/integ/slapdenv.py: {SSHA}
-password hashes, dbnosync), seeds it offline with `slapadd -q`, starts
-build/otasdird against it, and runs build/bench/loadgen:
+password hashes, dbnosync, writemap), seeds it offline with `slapadd -q`,
+starts build/otasdird against it, and runs build/bench/loadgen; the sizes
+run side by side, each repetition at every size in turn:
 
   * start-up time to ready (exec until server.status says the directory
     is up and seats_used is a number);
@@ -73,7 +74,6 @@ LONG_RUN_S = 15
 # Created accounts are deleted after each run below this size; above it
 # they stay (a few % of the directory; the report gives the final size),
 # because deleting them costs more than creating them did.
-CLEANUP_BELOW = 20000
 T0 = time.monotonic()
 try:
     LOAD_START = Path("/proc/loadavg").read_text().split()[0]
@@ -147,8 +147,6 @@ class Bench:
                "--tag", self.tag(), "--size", self.label,
                "--duration", str(self.args.duration),
                "--warmup", str(self.args.warmup)]
-        if self.size >= CLEANUP_BELOW:
-            cmd.append("--no-cleanup")
         cmd += [str(x) for x in extra]
         run = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=timeout)
@@ -215,43 +213,37 @@ class Bench:
             out.append(o)
         return out
 
-    def ops(self, ops):
-        for op in ops:
-            for clients, window in ((1, 1), (32, self.args.window)):
-                extra = ["--clients", clients, "--window", window]
-                if op == "license":
-                    # A raw count of 100k entries takes over a second,
-                    # and 32 of them start together: measure from the
-                    # start (no warm-up) until at least 3 counts and one
-                    # per connection have finished, so that the rate is
-                    # whole ops over their own time.
-                    extra += ["--warmup", 0, "--min-ops", max(3, clients),
-                              "--max-time", 90]
-                for rep in range(self.args.reps):
-                    t_rep = time.monotonic()
-                    # Alternate the order so that neither way always runs
-                    # on a directory the other has just churned.
-                    order = ["otasdird", "raw"]
-                    if rep % 2:
-                        order.reverse()
-                    log(f"{self.label} {op} {clients}x{window} rep {rep + 1}")
-                    if op != "create":
-                        self.loadgen(op, *extra, modes=",".join(order))
-                    else:
-                        # Raw adds run without otasdird: its syncrepl
-                        # session makes slapd push every change to it,
-                        # which costs a raw add ~20% here, and the
-                        # ceiling must not pay it.
-                        for mode in order:
-                            if mode == "raw":
-                                with self.daemon_stopped():
-                                    self.loadgen(op, *extra, modes="raw")
-                            else:
-                                self.loadgen(op, *extra, modes="otasdird")
-                    if time.monotonic() - t_rep > LONG_RUN_S:
-                        log(f"{self.label} {op} {clients}x{window}: a run "
-                            f"takes over {LONG_RUN_S} s, not repeated")
-                        break
+    def one_rep(self, op, clients, window, rep):
+        """One repetition of op at clients x window: through otasdird and
+        raw, in alternating order.  Returns its wall time."""
+        extra = ["--clients", clients, "--window", window]
+        if op == "license":
+            # A raw count of 100k entries takes over a second, and 32 of
+            # them start together: measure from the start (no warm-up)
+            # until at least 3 counts and one per connection have
+            # finished, so that the rate is whole ops over their own time.
+            extra += ["--warmup", 0, "--min-ops", max(3, clients),
+                      "--max-time", 90]
+        t_rep = time.monotonic()
+        # Alternate the order so that neither way always runs on a
+        # directory the other has just churned.
+        order = ["otasdird", "raw"]
+        if rep % 2:
+            order.reverse()
+        log(f"{self.label} {op} {clients}x{window} rep {rep + 1}")
+        if op != "create":
+            self.loadgen(op, *extra, modes=",".join(order))
+        else:
+            # Raw adds run without otasdird: its syncrepl session makes
+            # slapd push every change to it, which costs a raw add ~20%
+            # here, and the ceiling must not pay it.
+            for mode in order:
+                if mode == "raw":
+                    with self.daemon_stopped():
+                        self.loadgen(op, *extra, modes="raw")
+                else:
+                    self.loadgen(op, *extra, modes="otasdird")
+        return time.monotonic() - t_rep
 
     @contextlib.contextmanager
     def daemon_stopped(self):
@@ -281,46 +273,74 @@ def size_label(n):
     return str(n)
 
 
-def run_size(args, size):
-    """Build, seed and measure one size; returns its loadgen records."""
-    with running_slapd(hash="SSHA", dbnosync=True) as s:
-        workdir = Path(tempfile.mkdtemp(prefix="otbench", dir="/tmp"))
-        b = Bench(args, size, s, workdir)
-        try:
-            pw = secrets.token_hex(12)
-            b.pw_file.write_text(pw)
-            b.pw_file.chmod(0o600)
-            log(f"{b.label}: seeding {size} accounts with slapadd -q")
-            t0 = time.monotonic()
-            s.seed_offline(size, prefix="bulk", password=pw)
-            seed_s = time.monotonic() - t0
-            b.runs.append({"op": "seed", "size": b.label, "size_n": size,
-                           "seconds": seed_s})
-            log(f"{b.label}: seeded in {seed_s:.1f} s; start-up times")
-            b.startup()
-            b.daemon = b.new_daemon()
-            b.daemon.start()
-            try:
-                b.idle("fresh")
-                # Creates first: they restart otasdird (see ops), and the
-                # reads after them leave it "after load" for the last RSS.
-                if "create" in args.ops:
-                    b.ops(["create"])
+def setup_size(args, size, stack):
+    """A seeded slapd of size accounts and a running otasdird, with the
+    start-up times and the fresh RSS measured; everything is stopped when
+    stack closes."""
+    s = stack.enter_context(running_slapd(hash="SSHA", dbnosync=True,
+                                          writemap=True))
+    workdir = Path(tempfile.mkdtemp(prefix="otbench", dir="/tmp"))
+    stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+    b = Bench(args, size, s, workdir)
+    pw = secrets.token_hex(12)
+    b.pw_file.write_text(pw)
+    b.pw_file.chmod(0o600)
+    log(f"{b.label}: seeding {size} accounts with slapadd -q")
+    t0 = time.monotonic()
+    s.seed_offline(size, prefix="bulk", password=pw)
+    seed_s = time.monotonic() - t0
+    b.runs.append({"op": "seed", "size": b.label, "size_n": size,
+                   "seconds": seed_s})
+    log(f"{b.label}: seeded in {seed_s:.1f} s; start-up times")
+    b.startup()
+    b.daemon = b.new_daemon()
+    stack.callback(lambda: b.daemon.kill())
+    b.daemon.start()
+    b.idle("fresh")
+    return b
+
+
+def run_all(args):
+    """Every measurement at every size; returns the loadgen records.
+
+    The sizes run interleaved: each repetition of an operation runs at
+    every size in turn (in alternating order) before the next repetition,
+    so that a busy moment on this shared machine falls on both sizes of a
+    comparison, not on one of them."""
+    with contextlib.ExitStack() as stack:
+        benches = [setup_size(args, size, stack) for size in args.sizes]
+        # Creates first: they restart otasdird (Bench.one_rep), and the
+        # reads after them leave it "after load" for the last RSS.
+        ops = [o for o in args.ops if o == "create"] + \
+            [o for o in args.ops if o != "create"]
+        for op in ops:
+            for clients, window in ((1, 1), (32, args.window)):
+                long_runs = set()
+                for rep in range(args.reps):
+                    order = benches if rep % 2 == 0 else benches[::-1]
+                    for b in order:
+                        if b.size in long_runs:
+                            continue
+                        if b.one_rep(op, clients, window, rep) > LONG_RUN_S:
+                            log(f"{b.label} {op} {clients}x{window}: a run "
+                                f"takes over {LONG_RUN_S} s, not repeated")
+                            long_runs.add(b.size)
+            if op == "create":
+                for b in benches:
                     b.ldapadd()
-                b.ops([o for o in args.ops if o != "create"])
-                if size == max(args.sizes) and size >= 10000:
-                    b.pinglist()
-                b.idle("after load")
-                with Client(b.daemon.sock) as c:
-                    used = c.result("license.get")["used"]
-                b.runs.append({"op": "final", "size": b.label,
-                               "size_n": size, "used": used})
-                b.daemon.stop(expect=None)
-            finally:
-                b.daemon.kill()
-            return b.runs
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        big = benches[-1]
+        if big.size >= 10000:
+            big.pinglist()
+        runs = []
+        for b in benches:
+            b.idle("after load")
+            with Client(b.daemon.sock) as c:
+                used = c.result("license.get")["used"]
+            b.runs.append({"op": "final", "size": b.label, "size_n": b.size,
+                           "used": used})
+            b.daemon.stop(expect=None)
+            runs += b.runs
+        return runs
 
 
 # -- the report --------------------------------------------------------------
@@ -414,9 +434,8 @@ def report(runs, sizes, args, wall_s, m=None):
     if m is None:
         m = machine()
         m["load_start"] = LOAD_START
-    grown = "".join(f" ({size_label(r['size_n'])} ended at {r['used']:,} "
-                    f"entries)" for r in runs if r.get("op") == "final"
-                    and r["size_n"] >= CLEANUP_BELOW)
+    ended = ", ".join(f"{size_label(r['size_n'])} ended at {r['used']:,}"
+                      for r in runs if r.get("op") == "final")
     out = []
     w = out.append
     w(f"Machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, "
@@ -569,9 +588,11 @@ def report(runs, sizes, args, wall_s, m=None):
                   f"({size_label(size)}, {when}) | {v:.1f} MiB | "
                   f"{verdict(v <= 32)} |")
     w("")
-    w("Notes: slapd runs with `dbnosync` and `{SSHA}` password hashes "
-      "(tests/lib/mkslapd.sh --dbnosync --hash SSHA) so that adds and binds "
-      "measure the software, not fsync or argon2. Directories are seeded "
+    w("Notes: slapd runs with `dbnosync`, LMDB's `writemap` and `{SSHA}` "
+      "password hashes (tests/lib/mkslapd.sh --dbnosync --writemap --hash "
+      "SSHA) so that adds and binds measure the software, not fsync, the "
+      "kernel's buffered writes of LMDB pages (without writemap, raw adds "
+      "are 1.3-1.8x slower at 100k than at 1k) or argon2. Directories are seeded "
       "offline with `slapadd -q` (every 5th account inactive). otasdird "
       "and raw libldap reach slapd over the same ldapi:// socket, bound as "
       "the same service DN. Raw adds are the ceiling for writes: "
@@ -588,10 +609,13 @@ def report(runs, sizes, args, wall_s, m=None):
       "bind in flight (RFC 4511 §4.2.1); otasdird uses its "
       f"ldap.bind_connections = {args.bind_connections}. license.get runs "
       "without warm-up until at least 3 ops and one per connection have "
-      f"finished. Created accounts are deleted after each run below "
-      f"{CLEANUP_BELOW:,} accounts; above, they stay{grown}. "
-      "Everything shares "
-      f"the machine's {m['nproc']} CPUs: slapd, otasdird and the load "
+      "finished. Created accounts are deleted after each run (through "
+      "otasdird's user.delete after its runs, so that its seat counter "
+      "stays exact; raw after raw runs), so every run starts at the "
+      f"seeded size ({ended} entries). The sizes run interleaved: each "
+      "repetition runs at every size in turn before the next, so that a "
+      "busy moment on this shared machine falls on both sides of a size "
+      f"ratio. Everything shares the machine's {m['nproc']} CPUs: slapd, otasdird and the load "
       "generator (one thread).")
     return "\n".join(out) + "\n", S, m
 
@@ -651,8 +675,7 @@ def main():
     t0 = time.monotonic()
     runs = []
     try:
-        for size in args.sizes:
-            runs += run_size(args, size)
+        runs = run_all(args)
     except (KeyboardInterrupt, Stop):
         log("interrupted; everything started has been stopped")
         return 130

@@ -571,6 +571,13 @@ rpc_build(struct run *r, struct rconn *c, unsigned s)
 		n = snprintf(p, room, "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64
 		    ",\"method\":\"server.ping\"}\n", id);
 		break;
+	case OP_DELETE:
+		snprintf(sl->user, sizeof(sl->user), "%s",
+		    r->created->v[r->created->next++]);
+		n = snprintf(p, room, "{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64
+		    ",\"method\":\"user.delete\",\"params\":{\"username\":"
+		    "\"%s\",\"confirm\":\"%s\"}}\n", id, sl->user, sl->user);
+		break;
 	default:
 		die("%s: not an otasdird op", op_names[r->op]);
 	}
@@ -756,9 +763,11 @@ run_rpc(struct run *r)
 
 			if (c->dead)
 				die("otasdird closed connection %u", i);
-			for (s = 0; !r->stopped && s < r->window; s++)
-				if (!c->slots[s].busy)
+			for (s = 0; s < r->window; s++) {
+				run_tick(r, now);
+				if (!r->stopped && !c->slots[s].busy)
 					rpc_build(r, c, s);
+			}
 			if (!rpc_flush(c))
 				c->dead = true;
 			pfd[i].fd = c->fd;
@@ -1108,10 +1117,12 @@ run_ldap(struct run *r)
 	free(pfd);
 }
 
-/* Delete what a create run made (raw, pipelined, not measured).  Prints
- * how many and how long as JSON members into out. */
+/* Delete what a create run made (pipelined, not measured): through
+ * otasdird (user.delete) after a run through it, so that its seat counter
+ * stays exact, else raw.  Prints how many and how long as JSON members
+ * into out. */
 static void
-cleanup_created(struct names *made, char *out, size_t len)
+cleanup_created(struct names *made, enum mode mode, char *out, size_t len)
 {
 	struct run	*r = xcalloc(1, sizeof(*r));
 	double		 save_warm = O.warmup;
@@ -1123,7 +1134,9 @@ cleanup_created(struct names *made, char *out, size_t len)
 	r->conns = 4;
 	r->window = 32;
 	r->created = made;
-	if (made->n > 0)
+	if (made->n > 0 && mode == M_OTASDIRD)
+		run_rpc(r);
+	else if (made->n > 0)
 		run_ldap(r);
 	O.warmup = save_warm;
 	snprintf(out, len, "\"cleanup_deleted\":%zu,\"cleanup_errors\":%"
@@ -1712,7 +1725,8 @@ main(int argc, char **argv)
 		if (O.op == OP_CREATE && O.cleanup) {
 			need_ldap();
 			run_print(r, NULL);
-			cleanup_created(&made, extra, sizeof(extra));
+			cleanup_created(&made, r->mode, extra,
+			    sizeof(extra));
 			fprintf(stderr, "loadgen: %s\n", extra);
 		} else
 			run_print(r, extra[0] ? extra : NULL);

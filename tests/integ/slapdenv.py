@@ -159,8 +159,8 @@ class Slapd:
 
     def __init__(self, dirpath, form="conf", port=None, syncprov=True,
                  limits=True, hash="SSHA", superadmin="admin",
-                 dbnosync=False, suffix=None, server_id=None, peers=(),
-                 seed_from=None):
+                 dbnosync=False, writemap=False, suffix=None,
+                 server_id=None, peers=(), seed_from=None):
         self.dir = Path(dirpath).resolve()
         args = [str(MKSLAPD), "--no-start", "--form", form, "--hash", hash,
                 "--superadmin", superadmin]
@@ -174,6 +174,8 @@ class Slapd:
             args.append("--no-limits")
         if dbnosync:
             args.append("--dbnosync")
+        if writemap:
+            args.append("--writemap")
         if server_id is not None:
             args += ["--server-id", str(server_id)]
         for peer in peers:
