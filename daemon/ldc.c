@@ -190,8 +190,7 @@ ldc_op_free(struct ldc_op *op)
 			free(*a);
 		free(op->attrs);
 	}
-	if (op->mods != NULL)
-		ldap_mods_free(op->mods, 1);
+	free(op->mods);			/* one block (ldc_mods_dup) */
 	if (op->secret.bv_val != NULL) {
 		explicit_bzero(op->secret.bv_val, op->secret.bv_len);
 		free(op->secret.bv_val);
@@ -358,43 +357,56 @@ ldc_strv_dup(const char *const *v)
 	return out;
 }
 
-/* Deep copy of string-valued mods, in libldap's allocator so that
- * ldap_mods_free() can free them. */
+/*
+ * Deep copy of string-valued mods in one allocation (freed with free()):
+ * the pointer arrays first, then the strings.  An add of an account has
+ * a dozen values; one block instead of some forty small ones is most of
+ * what a write costs the daemon in malloc.
+ */
 static LDAPMod **
 ldc_mods_dup(LDAPMod **mods)
 {
-	LDAPMod	**out;
-	size_t	  n = 0;
+	LDAPMod		**out, *m;
+	char		**vp, *sp;
+	size_t		  n = 0, nvals = 0, strs = 0, size;
 
-	while (mods[n] != NULL)
-		n++;
-	if ((out = ber_memcalloc(n + 1, sizeof(*out))) == NULL)
+	for (; mods[n] != NULL; n++) {
+		strs += strlen(mods[n]->mod_type) + 1;
+		for (char **v = mods[n]->mod_values; v != NULL && *v != NULL;
+		    v++) {
+			nvals++;
+			strs += strlen(*v) + 1;
+		}
+		if (mods[n]->mod_values != NULL)
+			nvals++;		/* the NULL ending them */
+	}
+	size = (n + 1) * sizeof(*out) + n * sizeof(*m) +
+	    nvals * sizeof(*vp) + strs;
+	if ((out = malloc(size)) == NULL)
 		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		LDAPMod	*m;
-		size_t	 nv = 0;
+	m = (LDAPMod *)(void *)(out + n + 1);
+	vp = (char **)(void *)(m + n);
+	sp = (char *)(vp + nvals);
+	for (size_t i = 0; i < n; i++, m++) {
+		size_t	 len = strlen(mods[i]->mod_type) + 1;
 
-		if ((m = out[i] = ber_memcalloc(1, sizeof(*m))) == NULL)
-			goto fail;
+		out[i] = m;
 		m->mod_op = mods[i]->mod_op;
-		if ((m->mod_type = ber_strdup(mods[i]->mod_type)) == NULL)
-			goto fail;
+		m->mod_type = memcpy(sp, mods[i]->mod_type, len);
+		sp += len;
+		m->mod_values = NULL;
 		if (mods[i]->mod_values == NULL)
 			continue;
-		while (mods[i]->mod_values[nv] != NULL)
-			nv++;
-		if ((m->mod_values = ber_memcalloc(nv + 1, sizeof(char *))) ==
-		    NULL)
-			goto fail;
-		for (size_t j = 0; j < nv; j++)
-			if ((m->mod_values[j] =
-			    ber_strdup(mods[i]->mod_values[j])) == NULL)
-				goto fail;
+		m->mod_values = vp;
+		for (char **v = mods[i]->mod_values; *v != NULL; v++) {
+			len = strlen(*v) + 1;
+			*vp++ = memcpy(sp, *v, len);
+			sp += len;
+		}
+		*vp++ = NULL;
 	}
+	out[n] = NULL;
 	return out;
-fail:
-	ldap_mods_free(out, 1);
-	return NULL;
 }
 
 static int
