@@ -55,6 +55,8 @@
  * entry UUID of a very large OU (16 bytes each).
  */
 #define LDC_MAX_INCOMING	(64U * 1024 * 1024)
+/* Bytes one read(2) may take from the server (see ldc_readahead). */
+#define LDC_READAHEAD		(64 * 1024)
 
 enum op_kind {
 	OP_SEARCH,
@@ -967,6 +969,27 @@ ldc_cap_incoming(LDAP *ld)
 	    0 : -1;
 }
 
+/*
+ * A read-ahead buffer under libldap's decoder.  Without it, every reply
+ * costs a poll(2) (ldap_result checks the socket even with a zero
+ * timeout) and two read(2)s (ber_get_next reads the tag and length, then
+ * the rest); with it, one read takes every reply that has arrived, and
+ * ldap_result sees the buffered ones without polling.  Below TLS, when
+ * there is TLS.  0 or -1 (out of memory).
+ */
+static int
+ldc_readahead(LDAP *ld)
+{
+	Sockbuf	*sb = NULL;
+	int	 size = LDC_READAHEAD;
+
+	if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS ||
+	    sb == NULL)
+		return -1;
+	return ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead,
+	    LBER_SBIOD_LEVEL_PROVIDER, &size) == 0 ? 0 : -1;
+}
+
 /* The socket is connected: make the libldap handle, then bind. */
 static void
 ldc_connected(struct ldc *l)
@@ -1009,6 +1032,10 @@ ldc_connected(struct ldc *l)
 			    "StartTLS failed");
 			return;
 		}
+	}
+	if (ldc_readahead(l->ld) != 0) {
+		ldc_fail(l, "cannot add a read-ahead buffer");
+		return;
 	}
 	event_assign(l->ev_read, D.base, fd, EV_READ | EV_PERSIST, ldc_read,
 	    l);

@@ -378,6 +378,57 @@ def test_tls_with_a_private_ca(tls_site, tmp_path, form):
 
 
 @pytest.mark.parametrize("form", ["ldaps", "starttls"])
+def test_tls_carries_bursts_of_replies(tls_site, tmp_path, form):
+    """Hundreds of replies in flight at once over TLS: pipelined creates
+    and deletes (the writer's replies and the view's change notices
+    arrive in bursts, read ahead under the TLS layer), and a restart whose
+    view loads every account in one refresh."""
+    s = tls_site
+    uri = s.ldaps_uri if form == "ldaps" else s.ldap_uri
+    tls = {"ca_file": str(s.ca), "starttls": form == "starttls"}
+    d = daemon_for(s, tmp_path, uris=[uri], extra={"ldap": {"tls": tls}})
+    d.settings["license"] = dict(d.settings["license"], seats=1000)
+    d.settings["socket"] = dict(d.settings.get("socket", {}),
+                                max_inflight_per_connection=512)
+    names = [f"op-burst-{form}-{i:03d}" for i in range(300)]
+    long_name = "Burst " + "x" * 200
+
+    def listed(c):
+        got = c.result("user.list", search=f"op-burst-{form}-",
+                       limit=1000)
+        return sorted(u["username"] for u in got["users"])
+
+    d.start(env=creds(s))
+    try:
+        with d.client() as c:
+            ids = [c.request("user.create", {
+                "username": n, "full_name": long_name,
+                "email": f"{n}@example.com"}) for n in names]
+            for i in ids:
+                rep = c.wait(i)
+                assert "result" in rep, rep
+            wait_for(lambda: listed(c) == names, what="all 300 in the view")
+        d.stop()
+        d.start(env=creds(s))
+        with d.client() as c:
+            assert listed(c) == names
+            [u] = c.result("user.list", search=names[7])["users"]
+            assert u["full_name"] == long_name
+            ids = [c.request("user.delete", {"username": n, "confirm": n})
+                   for n in names]
+            for i in ids:
+                rep = c.wait(i)
+                assert "result" in rep, rep
+            wait_for(lambda: listed(c) == [], what="all 300 gone")
+    finally:
+        d.stop()
+    left = s.external("ldapsearch", args=[
+        "-LLL", "-b", PEOPLE_DN, "-s", "one", f"(uid=op-burst-{form}-*)",
+        "1.1"]).stdout
+    assert left.strip() == ""
+
+
+@pytest.mark.parametrize("form", ["ldaps", "starttls"])
 def test_tls_refuses_a_certificate_from_another_ca(tls_site, tmp_path,
                                                    form):
     s = tls_site
