@@ -117,6 +117,8 @@ struct lease {
 	unsigned	 taken;		/* settled as used */
 	unsigned	 out_entries;	/* of out, now entries */
 	bool		 open;		/* may hand out more */
+	bool		 busy;		/* lease_granted is handing it
+					 * out: not closed under it */
 	unsigned	 epoch;		/* ldc_epoch() of the service
 					 * connection it was granted on */
 };
@@ -646,7 +648,7 @@ lease_idle(struct lease *l)
 {
 	struct timeval	 tv = { 0, SEAT_LINGER_MS * 1000 };
 
-	if (l->out > 0)
+	if (l->out > 0 || l->busy)
 		return;
 	if (!l->open || l->free == 0) {
 		lease_close(l);
@@ -684,6 +686,7 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 		hold_live(&l->hold);
 		l->free = h->n;
 		l->open = true;
+		l->busy = true;
 		l->epoch = seat_epoch();
 		if (S.lease != NULL) {
 			S.lease->open = false;
@@ -696,8 +699,15 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 		seat_settle_send(h, 0);
 	}
 	free(h);
+	/*
+	 * What follows may fail synchronously -- a write to a server that
+	 * has just gone away tears the connection down at once -- and fail
+	 * the creates this lease just served, which settle their seats:
+	 * l->busy keeps lease_idle from closing l until the end, and a
+	 * lease whose session is gone serves no one more.
+	 */
 	while ((w = STAILQ_FIRST(&ws)) != NULL) {
-		if (l != NULL && l->free == 0)
+		if (l != NULL && !lease_usable(l))
 			break;
 		STAILQ_REMOVE_HEAD(&ws, next);
 		if (l != NULL) {
@@ -715,8 +725,10 @@ lease_granted(enum seat_status st, struct seat_hold *h, void *arg)
 		STAILQ_CONCAT(&S.lease_waiters, &ws);
 		lease_request(n);
 	}
-	if (l != NULL)
+	if (l != NULL) {
+		l->busy = false;
 		lease_idle(l);
+	}
 }
 
 /* Reserve a lease for the n creates in S.lease_waiters (or, where there
