@@ -55,7 +55,7 @@
  * entry UUID of a very large OU (16 bytes each).
  */
 #define LDC_MAX_INCOMING	(64U * 1024 * 1024)
-/* Bytes one read(2) may take from the server (see ldc_readahead). */
+/* Bytes one read(2) may take from the server (see ldc_sockbuf). */
 #define LDC_READAHEAD		(64 * 1024)
 
 enum op_kind {
@@ -954,40 +954,32 @@ ldc_set_tls_opts(LDAP *ld)
 	return ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
 }
 
-/* Refuse messages over LDC_MAX_INCOMING on ld's connection (ldap_init_fd
- * uses the handle's own Sockbuf).  0 or -1. */
+/*
+ * The buffers of ld's connection (ldap_init_fd uses the handle's own
+ * Sockbuf):
+ *  - messages over LDC_MAX_INCOMING are refused;
+ *  - a read-ahead layer goes under libldap's decoder.  Without it, every
+ *    reply costs a poll(2) (ldap_result checks the socket even with a
+ *    zero timeout) and two read(2)s (ber_get_next reads the tag and
+ *    length, then the rest); with it, one read takes every reply that
+ *    has arrived, and ldap_result sees the buffered ones without
+ *    polling.  Its level puts it below TLS, added later or not at all,
+ *    so nothing it buffers is lost to the TLS layer.
+ * 0, or -1 (out of memory).
+ */
 static int
-ldc_cap_incoming(LDAP *ld)
+ldc_sockbuf(LDAP *ld)
 {
 	Sockbuf		*sb = NULL;
 	ber_len_t	 max = LDC_MAX_INCOMING;
+	int		 ahead = LDC_READAHEAD;
 
 	if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS ||
-	    sb == NULL)
-		return -1;
-	return ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max) == 1 ?
-	    0 : -1;
-}
-
-/*
- * A read-ahead buffer under libldap's decoder.  Without it, every reply
- * costs a poll(2) (ldap_result checks the socket even with a zero
- * timeout) and two read(2)s (ber_get_next reads the tag and length, then
- * the rest); with it, one read takes every reply that has arrived, and
- * ldap_result sees the buffered ones without polling.  Below TLS, when
- * there is TLS.  0 or -1 (out of memory).
- */
-static int
-ldc_readahead(LDAP *ld)
-{
-	Sockbuf	*sb = NULL;
-	int	 size = LDC_READAHEAD;
-
-	if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS ||
-	    sb == NULL)
+	    sb == NULL ||
+	    ber_sockbuf_ctrl(sb, LBER_SB_OPT_SET_MAX_INCOMING, &max) != 1)
 		return -1;
 	return ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead,
-	    LBER_SBIOD_LEVEL_PROVIDER, &size) == 0 ? 0 : -1;
+	    LBER_SBIOD_LEVEL_PROVIDER, &ahead) == 0 ? 0 : -1;
 }
 
 /* The socket is connected: make the libldap handle, then bind. */
@@ -1009,8 +1001,8 @@ ldc_connected(struct ldc *l)
 		ldc_fail(l, ldap_err2string(rc));
 		return;
 	}
-	if (ldc_cap_incoming(l->ld) != 0) {
-		ldc_fail(l, "cannot limit the size of incoming messages");
+	if (ldc_sockbuf(l->ld) != 0) {
+		ldc_fail(l, "cannot set up the connection's buffers");
 		return;
 	}
 	net.tv_sec = D.cfg->connect_timeout_ms / 1000;
@@ -1032,10 +1024,6 @@ ldc_connected(struct ldc *l)
 			    "StartTLS failed");
 			return;
 		}
-	}
-	if (ldc_readahead(l->ld) != 0) {
-		ldc_fail(l, "cannot add a read-ahead buffer");
-		return;
 	}
 	event_assign(l->ev_read, D.base, fd, EV_READ | EV_PERSIST, ldc_read,
 	    l);
