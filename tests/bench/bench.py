@@ -147,6 +147,9 @@ class Bench:
                "--tag", self.tag(), "--size", self.label,
                "--duration", str(self.args.duration),
                "--warmup", str(self.args.warmup)]
+        if "otasdird" in modes.split(","):
+            # otasdird's own CPU time and syscalls per op in the window
+            cmd += ["--pid", str(self.daemon.proc.pid)]
         cmd += [str(x) for x in extra]
         run = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=timeout)
@@ -391,6 +394,9 @@ def summarize(runs, sizes, args):
                         "runs": len(rs),
                         "counted": rs[0].get("counted"),
                     }
+                    for k in ("daemon_cpu_us_per_op", "daemon_reads_per_op",
+                              "daemon_writes_per_op"):
+                        cell[mode][k] = median([r.get(k) for r in rs])
                 if cell:
                     o, r = cell.get("otasdird"), cell.get("raw")
                     if o and r and r["ops_per_s"]:
@@ -425,6 +431,15 @@ def machine():
             .strftime("%Y-%m-%d %H:%M UTC")}
 
 
+def daemon_cost(o):
+    """otasdird's CPU µs and read/write syscalls per op (medians), or —."""
+    if not o or o.get("daemon_cpu_us_per_op") is None:
+        return "—"
+    return (f"{o['daemon_cpu_us_per_op']:.0f} / "
+            f"{o['daemon_reads_per_op']:.1f} / "
+            f"{o['daemon_writes_per_op']:.1f}")
+
+
 def verdict(ok):
     return "**met**" if ok else "**MISSED**"
 
@@ -450,8 +465,9 @@ def report(runs, sizes, args, wall_s, m=None):
       f"{args.window} requests. ratio = otasdird ops/s ÷ raw ops/s.")
     w("")
     w("| operation | size | clients | otasdird ops/s | raw ops/s | ratio "
-      "| otasdird p50 / p99 ms | raw p50 / p99 ms | raw libldap work |")
-    w("|---|---|---|---:|---:|---:|---:|---:|---|")
+      "| otasdird p50 / p99 ms | raw p50 / p99 ms "
+      "| otasdird CPU µs / reads / writes per op | raw libldap work |")
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for op in OPS:
         for size in sizes:
             for clients in (1, 32):
@@ -475,7 +491,7 @@ def report(runs, sizes, args, wall_s, m=None):
                   f"{fmt(cell.get('ratio'), 2)} | "
                   f"{fms(o and o['p50_ms'])} / {fms(o and o['p99_ms'])} | "
                   f"{fms(r and r['p50_ms'])} / {fms(r and r['p99_ms'])} | "
-                  f"{raw_what}{note} |")
+                  f"{daemon_cost(o)} | {raw_what}{note} |")
     w("")
 
     # ldapadd per user, next to user.create at 1 client.
@@ -587,6 +603,12 @@ def report(runs, sizes, args, wall_s, m=None):
                 w(f"| RSS ≤ 32 MiB with 1,000 idle connections "
                   f"({size_label(size)}, {when}) | {v:.1f} MiB | "
                   f"{verdict(v <= 32)} |")
+    w("")
+    w("otasdird's CPU µs / reads / writes per op: its utime + stime "
+      "(/proc/PID/stat, all threads, 10 ms ticks) and its read- and "
+      "write-family system calls (/proc/PID/io syscr, syscw; poll and "
+      "epoll are not among them) between the opening and the closing of "
+      "the measured window, divided by the ops finished in it.")
     w("")
     w("Notes: slapd runs with `dbnosync`, LMDB's `writemap` and `{SSHA}` "
       "password hashes (tests/lib/mkslapd.sh --dbnosync --writemap --hash "

@@ -58,6 +58,11 @@
  * Latencies go into a log-linear histogram (HDR style: 128 sub-buckets per
  * power of two, under 0.8% error), from which p50 and p99 are read.
  * Throughput is ops finished in the window / window length.
+ * With --pid (the otasdird process), a run through otasdird also reads
+ * that process's CPU time (/proc/PID/stat, utime + stime, all threads)
+ * and its read- and write-family system calls (/proc/PID/io, syscr and
+ * syscw) when the window opens and when it closes, and prints them per
+ * op finished in the window: what otasdird itself spends on each op.
  *
  * Why one thread and poll(): on a 2-core machine the generator shares the
  * CPUs with slapd and otasdird.  One thread multiplexing every connection
@@ -402,7 +407,58 @@ struct run {
 	unsigned long	 last_active;
 	struct hist	 hist;
 	struct names	*created;	/* create: made; delete: to remove */
+	struct pcost {			/* of --pid, see proc_cost */
+		bool		 ok;
+		double		 cpu_s;
+		unsigned long	 rd, wr;
+	}		 cost_meas, cost_stop;	/* window opens / closes */
 };
+
+/* CPU seconds and read/write syscalls of process pid so far. */
+static struct pcost
+proc_cost(pid_t pid)
+{
+	struct pcost	 c = { .ok = false };
+	char		 path[64], buf[1024], *p;
+	unsigned long	 ut, st;
+	FILE		*f;
+	int		 got = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return c;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* After "(comm)": state is field 3, utime 14, stime 15. */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%lu %lu", &ut, &st) != 2)
+		return c;
+	c.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	snprintf(path, sizeof(path), "/proc/%ld/io", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return c;
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		if (sscanf(buf, "syscr: %lu", &c.rd) == 1 ||
+		    sscanf(buf, "syscw: %lu", &c.wr) == 1)
+			got++;
+	}
+	fclose(f);
+	c.ok = got == 2;
+	return c;
+}
+
+/* Sample the daemon's cost as the window opens and as it closes. */
+static void
+run_cost(struct run *r, uint64_t now)
+{
+	if (O.pid <= 0 || r->mode != M_OTASDIRD || r->op == OP_DELETE)
+		return;
+	if (!r->cost_meas.ok && now >= r->t_meas && !r->stopped)
+		r->cost_meas = proc_cost(O.pid);
+	else if (r->stopped && r->cost_meas.ok && !r->cost_stop.ok)
+		r->cost_stop = proc_cost(O.pid);
+}
 
 static void
 run_init(struct run *r, enum opk op, enum mode mode, unsigned conns,
@@ -429,6 +485,7 @@ run_init(struct run *r, enum opk op, enum mode mode, unsigned conns,
 static void
 run_tick(struct run *r, uint64_t now)
 {
+	run_cost(r, now);
 	if (r->stopped)
 		return;
 	if (r->op == OP_DELETE) {
@@ -441,6 +498,7 @@ run_tick(struct run *r, uint64_t now)
 	if ((now >= r->t_min_end && r->ops >= O.min_ops) || now >= r->t_hard) {
 		r->stopped = true;
 		r->t_stop = now;
+		run_cost(r, now);
 	}
 }
 
@@ -469,17 +527,29 @@ run_print(const struct run *r, const char *extra)
 	    (double)(r->t_stop - r->t_meas) / 1e9 : 0;
 	cJSON	*err = cJSON_CreateString(r->err);
 	char	*errs = cJSON_PrintUnformatted(err);
+	char	 cost[160] = "";
+
+	if (r->cost_meas.ok && r->cost_stop.ok && r->ops > 0)
+		snprintf(cost, sizeof(cost), ",\"daemon_cpu_us_per_op\":%.1f,"
+		    "\"daemon_reads_per_op\":%.2f,"
+		    "\"daemon_writes_per_op\":%.2f",
+		    (r->cost_stop.cpu_s - r->cost_meas.cpu_s) * 1e6 /
+		    (double)r->ops,
+		    (double)(r->cost_stop.rd - r->cost_meas.rd) /
+		    (double)r->ops,
+		    (double)(r->cost_stop.wr - r->cost_meas.wr) /
+		    (double)r->ops);
 
 	printf("{\"op\":\"%s\",\"mode\":\"%s\",\"size\":\"%s\","
 	    "\"clients\":%u,\"window\":%u,\"conns\":%u,\"ops\":%" PRIu64 ","
 	    "\"errors\":%" PRIu64 ",\"error\":%s,\"seconds\":%.3f,"
 	    "\"ops_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-	    "\"max_ms\":%.3f%s%s}\n",
+	    "\"max_ms\":%.3f%s%s%s}\n",
 	    op_names[r->op], mode_names[r->mode], O.size_label, O.clients,
 	    O.window, r->conns, r->ops, r->errors, errs ? errs : "\"\"", secs,
 	    secs > 0 ? (double)r->ops / secs : 0.0,
 	    ns_ms(hist_pct(&r->hist, 0.50)), ns_ms(hist_pct(&r->hist, 0.99)),
-	    ns_ms(r->hist.max), extra ? "," : "", extra ? extra : "");
+	    ns_ms(r->hist.max), cost, extra ? "," : "", extra ? extra : "");
 	fflush(stdout);
 	free(errs);
 	cJSON_Delete(err);
